@@ -1,0 +1,199 @@
+"""Request paths: one canonical form for matching and forwarding, and the path patterns rules use.
+
+The canonical form is computed once per request. It is what rules see and what the backend
+receives, so the two can never disagree. Anything a backend might read in more than one way is
+refused instead of guessed.
+"""
+
+import re
+from typing import NamedTuple
+from urllib.parse import unquote_to_bytes
+
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+# Characters RFC 3986 allows raw in a path segment (pchar without pct-encoded), plus "/".
+_PATH_SAFE = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/"
+)
+# A path with none of these is already canonical unless it has "//" or a dot-segment.
+_NEEDS_WORK = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:@/]")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+_HEX_BYTES = frozenset(bytes((b,)) for b in _HEX)
+
+
+class AmbiguousPath(ValueError):
+    """The path could be read differently by different servers; it is refused, not guessed."""
+
+
+class CanonicalPath(NamedTuple):
+    path: str  # forwarded to the backend
+    match: str  # what rules match: `path` with ;parameters removed from every segment
+
+
+def split_target(target: str) -> tuple[str, str]:
+    path, sep, query = target.partition("?")
+    return path, sep + query
+
+
+def canonicalize(path: str) -> CanonicalPath:
+    if not path.startswith("/"):
+        raise AmbiguousPath("the path does not start with /")
+    if _NEEDS_WORK.search(path) is None and "//" not in path and "/." not in path:
+        return CanonicalPath(path, _strip_parameters(path) if ";" in path else path)
+    canonical = _resolve_dot_segments(_normalise_encoding(path))
+    return CanonicalPath(canonical, _strip_parameters(canonical) if ";" in canonical else canonical)
+
+
+def _normalise_encoding(path: str) -> str:
+    # mitmproxy hands us the raw target decoded with surrogateescape; this gets the bytes back.
+    raw = path.encode("utf-8", "surrogateescape")
+    out = bytearray()
+    i, n = 0, len(raw)
+    while i < n:
+        byte = raw[i]
+        if byte == 0x25:  # "%"
+            out += _decode_escape(raw, i)
+            i += 3
+            continue
+        if byte < 0x20 or byte == 0x7F:
+            raise AmbiguousPath("the path contains a control character")
+        if byte == 0x5C:
+            raise AmbiguousPath("the path contains a backslash")
+        out += bytes((byte,)) if byte in _PATH_SAFE else b"%%%02X" % byte
+        i += 1
+    _require_utf8(out)
+    return out.decode("ascii")
+
+
+def _decode_escape(raw: bytes, i: int) -> bytes:
+    pair = raw[i + 1 : i + 3]
+    if len(pair) != 2 or pair[0] not in _HEX or pair[1] not in _HEX:
+        raise AmbiguousPath("the path has an invalid percent-encoding")
+    value = int(pair, 16)
+    if value == 0x2F:
+        raise AmbiguousPath("the path contains an encoded slash")
+    if value == 0x5C:
+        raise AmbiguousPath("the path contains an encoded backslash")
+    if value < 0x20 or value == 0x7F:
+        raise AmbiguousPath("the path contains an encoded control character")
+    if value == 0x3B:
+        raise AmbiguousPath("the path contains an encoded semicolon")
+    if value == 0x25 and raw[i + 3 : i + 4] in _HEX_BYTES and raw[i + 4 : i + 5] in _HEX_BYTES:
+        raise AmbiguousPath("the path is percent-encoded twice")
+    if value in _UNRESERVED:
+        return bytes((value,))
+    return b"%%%02X" % value
+
+
+def _require_utf8(encoded: bytearray) -> None:
+    # Escapes that are not UTF-8 (overlong dots, stray bytes) mean different things to different
+    # servers.
+    if b"%" not in encoded:
+        return
+    try:
+        unquote_to_bytes(bytes(encoded)).decode("utf-8")
+    except UnicodeDecodeError:
+        raise AmbiguousPath("the path's percent-encoding is not valid UTF-8") from None
+
+
+def _resolve_dot_segments(path: str) -> str:
+    segments = path.split("/")[1:]
+    out: list[str] = []
+    last = len(segments) - 1
+    for index, segment in enumerate(segments):
+        bare = segment.partition(";")[0]
+        if segment != bare and bare in (".", ".."):
+            raise AmbiguousPath("the path has a dot-segment with parameters")
+        if segment == "..":
+            if not out:
+                raise AmbiguousPath("the path climbs above the root")
+            out.pop()
+            if index == last:
+                out.append("")
+        elif segment == ".":
+            if index == last:
+                out.append("")
+        elif segment or index == last:
+            out.append(segment)
+    return "/" + "/".join(out)
+
+
+def _strip_parameters(path: str) -> str:
+    return "/".join(segment.partition(";")[0] for segment in path.split("/"))
+
+
+class PathPattern(NamedTuple):
+    """A compiled glob. `key` is the literal directory prefix every matching path lies under."""
+
+    source: str
+    kind: str  # "exact" | "glob"
+    key: str
+    regex: re.Pattern[str] | None
+
+    def matches(self, match_path: str) -> bool:
+        if self.regex is None:
+            return match_path == self.key
+        return self.regex.fullmatch(match_path) is not None
+
+
+_WILDCARD = re.compile(r"\*\*|\*|\?")
+
+
+def compile_pattern(source: str) -> PathPattern:
+    """Compile a rule's path glob.
+
+    `*` matches within one segment, `**` across segments, `?` one character other than `/`.
+    A pattern ending in `/*` or `/**` covers the whole subtree including its root:
+    `/admin/*` matches `/admin`, `/admin/` and `/admin/a/b`.
+    """
+    _validate_pattern(source)
+    subtree = source.endswith(("/*", "/**")) and len(source) > 1
+    body = source[: source.rindex("/")] if subtree else source
+    literals = [_canonical_literal(piece) for piece in _WILDCARD.split(body)]
+    if len(literals) == 1 and not subtree:
+        return PathPattern(source, "exact", literals[0], None)
+    wildcards = _WILDCARD.findall(body)
+    regex = re.escape(literals[0])
+    for wildcard, literal in zip(wildcards, literals[1:], strict=True):
+        regex += {"**": ".*", "*": "[^/]*", "?": "[^/]"}[wildcard] + re.escape(literal)
+    if subtree:
+        regex += "(?:/.*)?"
+    return PathPattern(
+        source, "glob", _directory_key(literals[0], bool(wildcards)), re.compile(regex)
+    )
+
+
+def _validate_pattern(source: str) -> None:
+    if not source.startswith("/"):
+        raise ValueError("a path pattern starts with /")
+    if ";" in source:
+        raise ValueError("a path pattern cannot contain ';' (rules match paths without parameters)")
+    inner = source.split("/")[1:-1]
+    if any(segment in ("", ".", "..") for segment in inner) or source.endswith(("/.", "/..")):
+        raise ValueError("a path pattern cannot contain empty or dot segments")
+
+
+def _canonical_literal(piece: str) -> str:
+    try:
+        return _normalise_encoding(piece) if piece else piece
+    except AmbiguousPath as error:
+        raise ValueError(str(error)) from None
+
+
+def _directory_key(prefix: str, has_wildcard: bool) -> str:
+    """The deepest whole directory every match lies under ("" for the root)."""
+    if has_wildcard:
+        prefix = prefix[: prefix.rfind("/")] if "/" in prefix else ""
+    return prefix.rstrip("/")
+
+
+def ancestors(match_path: str) -> list[str]:
+    """Every directory key a path lies under, root ("") first, the path itself last."""
+    keys = [""]
+    index = match_path.find("/", 1)
+    while index != -1:
+        keys.append(match_path[:index])
+        index = match_path.find("/", index + 1)
+    stripped = match_path.rstrip("/")
+    if stripped and stripped != keys[-1]:
+        keys.append(stripped)
+    return keys

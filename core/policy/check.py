@@ -1,0 +1,84 @@
+"""Checks that span several keys of policy.yaml, each reported at the key to fix."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from core.policy.model import GEO_CONDITIONS, PolicyFile, Rule
+from core.problems import Loc, Problem
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What this node can evaluate; a rule it cannot evaluate is refused, never ignored."""
+
+    country_db: bool = False
+    asn_db: bool = False
+
+
+def check_policy(model: PolicyFile, capabilities: Capabilities) -> list[Problem]:
+    return [
+        *_duplicate_hosts(model),
+        *_duplicate_ports(model),
+        *_unknown_sites(model),
+        *_geo_conditions(model, capabilities),
+    ]
+
+
+def _duplicate_hosts(model: PolicyFile) -> Iterator[Problem]:
+    owner: dict[str, str] = {}
+    for name, resource in model.resources.items():
+        for index, host in enumerate(resource.host or ()):
+            if host in owner:
+                yield Problem(
+                    ("resources", name, "host", index),
+                    f"{host} is already the host of resource {owner[host]!r}",
+                )
+            owner.setdefault(host, name)
+
+
+def _duplicate_ports(model: PolicyFile) -> Iterator[Problem]:
+    owner: dict[tuple[str, int], str] = {}
+    for name, resource in model.resources.items():
+        if resource.port is None:
+            continue
+        key = (resource.protocol, resource.port)
+        if key in owner:
+            yield Problem(
+                ("resources", name, "port"),
+                f"{resource.protocol} port {resource.port} is already used by {owner[key]!r}",
+            )
+        owner.setdefault(key, name)
+
+
+def _unknown_sites(model: PolicyFile) -> Iterator[Problem]:
+    for name, resource in model.resources.items():
+        for index, target in enumerate(resource.targets):
+            if target.site is not None and target.site not in model.sites:
+                yield Problem(
+                    ("resources", name, "targets", index, "site"),
+                    f"no site named {target.site!r} under sites",
+                )
+
+
+def _all_rules(model: PolicyFile) -> Iterator[tuple[Loc, Rule]]:
+    for index, rule in enumerate(model.rules):
+        yield ("rules", index), rule
+    for name, resource in model.resources.items():
+        for index, rule in enumerate(resource.rules):
+            yield ("resources", name, "rules", index), rule
+
+
+def _geo_conditions(model: PolicyFile, capabilities: Capabilities) -> Iterator[Problem]:
+    available = {
+        "country": capabilities.country_db,
+        "country_not": capabilities.country_db,
+        "asn": capabilities.asn_db,
+    }
+    for loc, rule in _all_rules(model):
+        for condition in GEO_CONDITIONS:
+            if getattr(rule, condition) is not None and not available[condition]:
+                yield Problem(
+                    (*loc, condition),
+                    f"{condition} rules are not supported yet: this node has no "
+                    f"{'ASN' if condition == 'asn' else 'country'} database to decide them",
+                )

@@ -1,0 +1,85 @@
+"""The compiled, immutable policy the gateway decides with; reload swaps it in one assignment."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import ip_network
+from pathlib import Path
+from types import MappingProxyType
+
+from core.clientip import ProxyTrust
+from core.hosts import HostTable
+from core.ipsets import IPNetwork
+from core.policy.model import PolicyFile, Resource, ResourceAuth, Target
+from core.policy.rules import Facts, RuleRef, RuleSet, Verdict, evaluate
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledResource:
+    name: str
+    model: Resource
+    rules: RuleSet
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        return self.model.targets
+
+    @property
+    def public(self) -> bool:
+        return self.model.auth == "public"
+
+    @property
+    def auth(self) -> ResourceAuth | None:
+        auth = self.model.auth
+        return auth if isinstance(auth, ResourceAuth) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    model: PolicyFile
+    source: Path | None
+    digest: str
+    trust: ProxyTrust
+    global_rules: RuleSet
+    resources: Mapping[str, CompiledResource]
+    hosts: HostTable[CompiledResource] = field(repr=False)
+
+    def resource_for(self, authority: str) -> CompiledResource | None:
+        return self.hosts.lookup(authority)
+
+    def decide(self, resource: CompiledResource, facts: Facts) -> Verdict:
+        return evaluate((self.global_rules, resource.rules), facts)
+
+    @property
+    def rule_count(self) -> int:
+        return len(self.global_rules) + sum(len(r.rules) for r in self.resources.values())
+
+
+def compile_policy(model: PolicyFile, source: Path | None = None, digest: str = "") -> Policy:
+    resources = {
+        name: CompiledResource(
+            name,
+            resource,
+            RuleSet(
+                RuleRef(f"resources.{name}.rules", index, rule)
+                for index, rule in enumerate(resource.rules)
+            ),
+        )
+        for name, resource in model.resources.items()
+    }
+    networks: list[IPNetwork] = [
+        ip_network(entry) for entry in model.trusted_proxies if entry != "cloudflare"
+    ]
+    return Policy(
+        model=model,
+        source=source,
+        digest=digest,
+        trust=ProxyTrust(networks, cloudflare="cloudflare" in model.trusted_proxies),
+        global_rules=RuleSet(RuleRef("rules", i, rule) for i, rule in enumerate(model.rules)),
+        resources=MappingProxyType(resources),
+        hosts=HostTable(
+            (host, compiled)
+            for compiled in resources.values()
+            if compiled.model.protocol == "http"
+            for host in compiled.model.host or ()
+        ),
+    )

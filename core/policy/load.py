@@ -1,0 +1,36 @@
+"""policy.yaml -> validated model -> compiled Policy, or a ConfigError that says what to fix."""
+
+import hashlib
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from core.policy.check import Capabilities, check_policy
+from core.policy.compiled import Policy, compile_policy
+from core.policy.model import PolicyFile
+from core.problems import ConfigError, Problem, from_validation_error
+from core.yamlfile import load_yaml, locate, parse_yaml
+
+
+def load_policy(path: Path, capabilities: Capabilities) -> Policy:
+    text, data = load_yaml(path)
+    return _build(text, data, path, capabilities)
+
+
+def parse_policy(text: str, capabilities: Capabilities, path: Path | None = None) -> Policy:
+    return _build(text, parse_yaml(text, path), path, capabilities)
+
+
+def _build(text: str, data: object, path: Path | None, capabilities: Capabilities) -> Policy:
+    if not isinstance(data, dict):
+        problem = Problem((), "the file must be a mapping with version: 1 and resources")
+        raise ConfigError(locate(text, [problem], path))
+    try:
+        model = PolicyFile.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(locate(text, from_validation_error(error), path)) from None
+    problems = check_policy(model, capabilities)
+    if problems:
+        raise ConfigError(locate(text, problems, path))
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return compile_policy(model, path, digest)

@@ -1,0 +1,189 @@
+"""policy.yaml as pydantic models: the contract admins write. Compiled by `core.policy.compiled`."""
+
+import re
+from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from core.fields import Duration, one_or_many
+from core.paths import compile_pattern
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _network(value: Any) -> IPv4Network | IPv6Network:
+    if not isinstance(value, str):
+        raise ValueError("a network is text like 10.0.0.0/8 or 2001:db8::/32")
+    try:
+        return ip_network(value.strip(), strict=True)
+    except ValueError as error:
+        if "host bits set" in str(error):
+            loose = ip_network(value.strip(), strict=False)
+            raise ValueError(f"{value} has host bits set; did you mean {loose}?") from None
+        raise ValueError(f"{value!r} is not an IP network") from None
+
+
+def _address(value: Any) -> IPv4Network | IPv6Network:
+    if not isinstance(value, str):
+        raise ValueError("an address is text like 192.0.2.1")
+    try:
+        address = ip_address(value.strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address (networks go under cidr)") from None
+    return ip_network(address)
+
+
+def _non_empty[T](values: tuple[T, ...]) -> tuple[T, ...]:
+    if not values:
+        raise ValueError("an empty list matches nothing; leave the key out instead")
+    return values
+
+
+_METHOD = re.compile(r"^[A-Z]+$")
+
+
+def _method(value: Any) -> str:
+    if not isinstance(value, str) or not _METHOD.match(value.strip().upper()):
+        raise ValueError(f"{value!r} is not an HTTP method")
+    return value.strip().upper()
+
+
+def _country(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z]{2}", value.strip()):
+        raise ValueError(f"{value!r} is not a two-letter ISO 3166 country code")
+    return value.strip().upper()
+
+
+def _asn(value: Any) -> int:
+    text = str(value).strip().upper().removeprefix("AS")
+    if not text.isdigit() or not 0 < int(text) < 2**32:
+        raise ValueError(f"{value!r} is not an AS number like 64512 or AS64512")
+    return int(text)
+
+
+def _path_pattern(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a path pattern is text like /admin/*")
+    compile_pattern(value)
+    return value
+
+
+type Network = Annotated[IPv4Network | IPv6Network, BeforeValidator(_network)]
+type Address = Annotated[IPv4Network | IPv6Network, BeforeValidator(_address)]
+type ListOf[T] = Annotated[tuple[T, ...], BeforeValidator(one_or_many), AfterValidator(_non_empty)]
+
+Action = Literal["allow", "deny", "pass"]
+GEO_CONDITIONS = ("country", "country_not", "asn")
+
+
+class Rule(Strict):
+    action: Action
+    cidr: ListOf[Network] | None = None
+    not_cidr: ListOf[Network] | None = None
+    ip: ListOf[Address] | None = None
+    path: ListOf[Annotated[str, BeforeValidator(_path_pattern)]] | None = None
+    method: ListOf[Annotated[str, BeforeValidator(_method)]] | None = None
+    country: ListOf[Annotated[str, BeforeValidator(_country)]] | None = None
+    country_not: ListOf[Annotated[str, BeforeValidator(_country)]] | None = None
+    asn: ListOf[Annotated[int, BeforeValidator(_asn)]] | None = None
+
+    def uses_geo(self) -> bool:
+        return any(getattr(self, name) is not None for name in GEO_CONDITIONS)
+
+
+_NAME = r"^[a-z0-9]([a-z0-9_-]{0,62})$"
+type Name = Annotated[str, Field(pattern=_NAME)]
+_HOST = re.compile(
+    r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+)
+
+
+def _host(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a host is text like app.example.com or *.apps.example.com")
+    name = value.strip().lower().rstrip(".")
+    try:
+        name = name.encode("idna").decode("ascii") if not name.isascii() else name
+    except UnicodeError:
+        raise ValueError(f"{value!r} is not a valid host name") from None
+    if not _HOST.match(name):
+        raise ValueError(f"{value!r} is not a host name (a wildcard may only be a leading '*.')")
+    return name
+
+
+type Host = Annotated[str, BeforeValidator(_host)]
+
+
+class Target(Strict):
+    site: Name | None = None
+    host: str
+    port: int = Field(ge=1, le=65535)
+    scheme: Literal["http", "https"] = "http"
+
+
+class Health(Strict):
+    path: str = "/"
+    interval: Duration = timedelta(seconds=10)
+    timeout: Duration = timedelta(seconds=2)
+
+
+class ResourceAuth(Strict):
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+
+class Site(Strict):
+    secret_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class Resource(Strict):
+    host: ListOf[Host] | None = None
+    protocol: Literal["http", "tcp", "udp"] = "http"
+    port: int | None = Field(default=None, ge=1, le=65535)
+    targets: Annotated[tuple[Target, ...], AfterValidator(_non_empty)]
+    balance: Literal["round_robin", "least_conn", "sticky"] = "round_robin"
+    health: Health | None = None
+    auth: Literal["public"] | ResourceAuth | None = None
+    rules: tuple[Rule, ...] = ()
+
+    @model_validator(mode="after")
+    def _protocol_fields(self) -> Self:
+        if self.protocol == "http":
+            if self.host is None:
+                raise ValueError("an http resource needs a host")
+            if self.port is not None:
+                raise ValueError("port is for tcp/udp resources; http resources route by host")
+        else:
+            if self.port is None:
+                raise ValueError(f"a {self.protocol} resource needs the port it listens on")
+            if self.host is not None:
+                raise ValueError(f"a {self.protocol} resource has a port, not a host")
+        return self
+
+
+class PolicyFile(Strict):
+    version: Literal[1]
+    trusted_proxies: tuple[str, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    sites: dict[Name, Site] = Field(default_factory=dict)
+    resources: dict[Name, Resource] = Field(default_factory=dict)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _trusted(cls, value: Any) -> Any:
+        for entry in one_or_many(value) or ():
+            if entry != "cloudflare":
+                _network(entry)
+        return one_or_many(value)

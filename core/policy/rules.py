@@ -1,0 +1,215 @@
+"""Ordered rules, first match decides, without scanning every rule.
+
+Each rule is filed under one index by its most selective condition: its networks (a prefix map),
+its exact paths (a dict), the literal directory its path globs lie under (a dict probed once per
+ancestor of the request path), its countries or ASNs (dicts). Rules with none of those (say, only
+`method` or `not_cidr`) go on a short list checked in order. A lookup gathers the candidate lists,
+walks them merged in rule order, and stops at the first rule whose every condition holds.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from heapq import merge
+from typing import NamedTuple
+
+from core.ipsets import IPAddress, IPNetwork, IpSet, PrefixMap
+from core.paths import PathPattern, ancestors, compile_pattern
+from core.policy.model import Rule
+
+
+class Outcome(StrEnum):
+    ALLOW = "allow"  # no sign-in needed
+    DENY = "deny"
+    SIGN_IN = "sign_in"  # `pass`, or no rule matched
+
+
+class Facts(NamedTuple):
+    ip: IPAddress
+    path: str  # the canonical match path (core.paths.CanonicalPath.match)
+    method: str
+    country: str | None = None
+    asn: int | None = None
+
+
+class RuleRef(NamedTuple):
+    scope: str  # "rules" (global) or "resources.NAME.rules"
+    position: int
+    rule: Rule
+
+    @property
+    def key(self) -> str:
+        return f"{self.scope}[{self.position}]"
+
+
+class Verdict(NamedTuple):
+    outcome: Outcome
+    rule: RuleRef | None
+
+
+_ACTION_OUTCOME = {"allow": Outcome.ALLOW, "deny": Outcome.DENY, "pass": Outcome.SIGN_IN}
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    order: int
+    ref: RuleRef
+    outcome: Outcome
+    cidr: IpSet | None
+    not_cidr: IpSet | None
+    ip: IpSet | None
+    paths: tuple[PathPattern, ...] | None
+    methods: frozenset[str] | None
+    countries: frozenset[str] | None
+    countries_not: frozenset[str] | None
+    asns: frozenset[int] | None
+
+    def matches(self, facts: Facts) -> bool:
+        if self.cidr is not None and facts.ip not in self.cidr:
+            return False
+        if self.ip is not None and facts.ip not in self.ip:
+            return False
+        if self.not_cidr is not None and facts.ip in self.not_cidr:
+            return False
+        if self.methods is not None and facts.method not in self.methods:
+            return False
+        if self.paths is not None and not any(p.matches(facts.path) for p in self.paths):
+            return False
+        return self._geo_matches(facts)
+
+    def _geo_matches(self, facts: Facts) -> bool:
+        # An address the databases cannot place must never be let in by accident: a geo condition
+        # that cannot be decided counts as matched for deny rules and as unmatched for the others.
+        unknown = False
+        if self.countries is not None or self.countries_not is not None:
+            if facts.country is None:
+                unknown = True
+            elif self.countries is not None and facts.country not in self.countries:
+                return False
+            elif self.countries_not is not None and facts.country in self.countries_not:
+                return False
+        if self.asns is not None:
+            if facts.asn is None:
+                unknown = True
+            elif facts.asn not in self.asns:
+                return False
+        return not unknown or self.outcome is Outcome.DENY
+
+
+def compile_rule(order: int, ref: RuleRef) -> CompiledRule:
+    rule = ref.rule
+
+    def frozen[T](values: tuple[T, ...] | None) -> frozenset[T] | None:
+        return frozenset(values) if values is not None else None
+
+    return CompiledRule(
+        order=order,
+        ref=ref,
+        outcome=_ACTION_OUTCOME[rule.action],
+        cidr=IpSet(rule.cidr) if rule.cidr is not None else None,
+        not_cidr=IpSet(rule.not_cidr) if rule.not_cidr is not None else None,
+        ip=IpSet(rule.ip) if rule.ip is not None else None,
+        paths=tuple(compile_pattern(p) for p in rule.path) if rule.path is not None else None,
+        methods=frozen(rule.method),
+        countries=frozen(rule.country),
+        countries_not=frozen(rule.country_not),
+        asns=frozen(rule.asn),
+    )
+
+
+class RuleSet:
+    __slots__ = (
+        "_by_asn",
+        "_by_country",
+        "_by_ip",
+        "_by_path_dir",
+        "_by_path_exact",
+        "_rest",
+        "rules",
+    )
+
+    def __init__(self, refs: Iterable[RuleRef]) -> None:
+        self.rules: tuple[CompiledRule, ...] = tuple(
+            compile_rule(order, ref) for order, ref in enumerate(refs)
+        )
+        ip_entries: list[tuple[IPNetwork, int]] = []
+        path_exact: dict[str, list[int]] = {}
+        path_dir: dict[str, list[int]] = {}
+        by_country: dict[str, list[int]] = {}
+        by_asn: dict[int, list[int]] = {}
+        rest: list[int] = []
+        for compiled in self.rules:
+            rule, order = compiled.ref.rule, compiled.order
+            networks = rule.cidr or rule.ip
+            if networks is not None:
+                ip_entries.extend((network, order) for network in networks)
+            elif rule.path is not None and compiled.paths is not None:
+                for pattern in compiled.paths:
+                    table = path_exact if pattern.kind == "exact" else path_dir
+                    table.setdefault(pattern.key, []).append(order)
+            elif rule.country is not None and compiled.outcome is not Outcome.DENY:
+                # Deny rules also fire on unknown countries, so they cannot be found by country.
+                for country in rule.country:
+                    by_country.setdefault(country, []).append(order)
+            elif rule.asn is not None and compiled.outcome is not Outcome.DENY:
+                for asn in rule.asn:
+                    by_asn.setdefault(asn, []).append(order)
+            else:
+                rest.append(order)
+        self._by_ip = PrefixMap(ip_entries)
+        self._by_path_exact = _freeze(path_exact)
+        self._by_path_dir = _freeze(path_dir)
+        self._by_country = _freeze(by_country)
+        self._by_asn = _freeze(by_asn)
+        self._rest = tuple(rest)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def first_match(self, facts: Facts) -> CompiledRule | None:
+        candidates = self._candidates(facts)
+        rules = self.rules
+        if len(candidates) == 1:
+            ordered: Iterable[int] = candidates[0]
+        else:
+            ordered = merge(*candidates)
+        for order in ordered:
+            rule = rules[order]
+            if rule.matches(facts):
+                return rule
+        return None
+
+    def _candidates(self, facts: Facts) -> list[Sequence[int]]:
+        found: list[Sequence[int]] = []
+        by_ip = self._by_ip.values_containing(facts.ip)
+        if by_ip:
+            by_ip.sort()
+            found.append(by_ip)
+        exact = self._by_path_exact.get(facts.path)
+        if exact:
+            found.append(exact)
+        if self._by_path_dir:
+            for key in ancestors(facts.path):
+                under = self._by_path_dir.get(key)
+                if under:
+                    found.append(under)
+        if facts.country is not None and (country := self._by_country.get(facts.country)):
+            found.append(country)
+        if facts.asn is not None and (asn := self._by_asn.get(facts.asn)):
+            found.append(asn)
+        if self._rest:
+            found.append(self._rest)
+        return found
+
+
+def _freeze[K](table: dict[K, list[int]]) -> dict[K, tuple[int, ...]]:
+    return {key: tuple(values) for key, values in table.items()}
+
+
+def evaluate(rule_sets: Sequence[RuleSet], facts: Facts) -> Verdict:
+    """Global rules first, then the resource's; the first rule that matches decides."""
+    for rule_set in rule_sets:
+        rule = rule_set.first_match(facts)
+        if rule is not None:
+            return Verdict(rule.outcome, rule.ref)
+    return Verdict(Outcome.SIGN_IN, None)
