@@ -1,0 +1,67 @@
+"""Choosing a target for a request, with state that outlives any one policy version.
+
+Health and in-flight counts are keyed by the target's address, so a reload that keeps a target
+keeps what is known about it.
+"""
+
+import hashlib
+from collections import defaultdict
+
+from core.ipsets import IPAddress
+from core.policy.compiled import CompiledResource
+from core.policy.model import Target
+
+type TargetKey = tuple[str | None, str, str, int]  # site, scheme, host, port
+
+
+def target_key(target: Target) -> TargetKey:
+    return (target.site, target.scheme, target.host, target.port)
+
+
+class Upstreams:
+    def __init__(self) -> None:
+        self._down: set[TargetKey] = set()
+        self._active: defaultdict[TargetKey, int] = defaultdict(int)
+        self._turn: defaultdict[str, int] = defaultdict(int)
+
+    def pick(self, resource: CompiledResource, client: IPAddress) -> Target | None:
+        targets = resource.targets
+        if len(targets) == 1 and not self._down:
+            return targets[0]
+        healthy = [t for t in targets if target_key(t) not in self._down]
+        if not healthy:
+            return None
+        strategy = resource.model.balance
+        if strategy == "least_conn":
+            return min(healthy, key=lambda t: self._active[target_key(t)])
+        if strategy == "sticky":
+            return max(healthy, key=lambda t: _affinity(client, t))
+        turn = self._turn[resource.name]
+        self._turn[resource.name] = turn + 1
+        return healthy[turn % len(healthy)]
+
+    def started(self, key: TargetKey) -> None:
+        self._active[key] += 1
+
+    def finished(self, key: TargetKey) -> None:
+        if self._active[key] > 0:
+            self._active[key] -= 1
+
+    def set_health(self, key: TargetKey, up: bool) -> None:
+        if up:
+            self._down.discard(key)
+        else:
+            self._down.add(key)
+
+    def is_up(self, key: TargetKey) -> bool:
+        return key not in self._down
+
+    def active(self, key: TargetKey) -> int:
+        return self._active[key]
+
+
+def _affinity(client: IPAddress, target: Target) -> bytes:
+    # Rendezvous hashing: stable across processes and nodes, and only the clients of a target
+    # that goes away move elsewhere.
+    seed = client.packed + f"{target.site}|{target.scheme}|{target.host}|{target.port}".encode()
+    return hashlib.blake2b(seed, digest_size=8).digest()

@@ -1,0 +1,154 @@
+"""warren.yaml: node settings. Every key can also come from a `WARREN_*` variable, which wins.
+
+Nested keys use a double underscore: `WARREN_SESSION__TTL=8h`. Relative paths are relative to
+the directory of warren.yaml.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import timedelta
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from core.fields import Duration
+from core.problems import ConfigError, Problem, from_validation_error
+from core.yamlfile import load_yaml, locate
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GeoIP(Section):
+    country_db: Path | None = None
+    asn_db: Path | None = None
+
+
+class Session(Section):
+    ttl: Duration = timedelta(hours=12)
+    cookie_domain: str | None = None
+
+
+class WireGuard(Section):
+    interface: str = Field(default="warren0", pattern=r"^[a-zA-Z0-9_.-]{1,15}$")
+    listen_port: int = Field(default=51820, ge=1, le=65535)
+    subnet: IPv4Network = IPv4Network("100.89.0.0/16")
+    backend: Literal["auto", "kernel", "userspace"] = "auto"
+
+
+class Listen(Section):
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _listen(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    host, colon, port = value.rpartition(":")
+    if not colon or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r} is not HOST:PORT, e.g. 0.0.0.0:443")
+    return {"host": host.strip("[]") or "0.0.0.0", "port": int(port)}
+
+
+_yaml_values: ContextVar[dict[str, Any] | None] = ContextVar("warren_yaml_values", default=None)
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return (_yaml_values.get() or {}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_yaml_values.get() or {})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="WARREN_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    public_url: str | None = None
+    listen: Listen = Listen(host="0.0.0.0", port=443)
+    certs: tuple[Path, ...] = ()
+    policy_file: Path = Path("policy.yaml")
+    users_file: Path = Path("users.yaml")
+    state_dir: Path = Path("/var/lib/warren")
+    storage: str = "memory://"
+    geoip: GeoIP = GeoIP()
+    session: Session = Session()
+    wireguard: WireGuard = WireGuard()
+    reload_poll: Duration = timedelta(seconds=1)
+    control_socket: Path | None = None
+
+    _listen = field_validator("listen", mode="before")(_listen)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _YamlSource(settings_cls)
+
+    @property
+    def control_path(self) -> Path:
+        return self.control_socket or self.state_dir / "gateway.sock"
+
+    def resolved(self, base: Path) -> "Settings":
+        def under(path: Path | None) -> Path | None:
+            return None if path is None else (base / path.expanduser()).resolve()
+
+        return self.model_copy(
+            update={
+                "certs": tuple(under(p) for p in self.certs),
+                "policy_file": under(self.policy_file),
+                "users_file": under(self.users_file),
+                "state_dir": under(self.state_dir),
+                "control_socket": under(self.control_socket),
+                "geoip": self.geoip.model_copy(
+                    update={
+                        "country_db": under(self.geoip.country_db),
+                        "asn_db": under(self.geoip.asn_db),
+                    }
+                ),
+            }
+        )
+
+
+@contextmanager
+def _yaml(values: dict[str, Any]) -> Iterator[None]:
+    token = _yaml_values.set(values)
+    try:
+        yield
+    finally:
+        _yaml_values.reset(token)
+
+
+def load_settings(path: Path | None) -> Settings:
+    """warren.yaml (optional: environment alone is enough) merged with `WARREN_*` variables."""
+    text, data = ("", {}) if path is None else load_yaml(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([Problem((), "the file must be a mapping of settings", path)])
+    try:
+        with _yaml(data):
+            settings = Settings()
+    except ValidationError as error:
+        raise ConfigError(locate(text, from_validation_error(error), path)) from None
+    return settings.resolved(path.parent if path is not None else Path.cwd())
