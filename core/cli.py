@@ -1,0 +1,166 @@
+"""The `warren` command line. Components add their own commands through the
+`warren.commands` entry points, so this module imports none of them."""
+
+import json
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from core.policy.check import Capabilities
+from core.problems import ConfigError
+
+app = typer.Typer(
+    name="warren",
+    help="Warren: identity-aware, tunnelled ingress for self-hosted applications.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option("--config", "-c", envvar="WARREN_CONFIG", help="Path to warren.yaml."),
+]
+DEFAULT_CONFIG = Path("warren.yaml")
+
+
+def fail_with(error: ConfigError) -> NoReturn:
+    for problem in error.problems:
+        typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(1)
+
+
+def node_capabilities(config: Path | None) -> Capabilities:
+    if config is None or not config.exists():
+        return Capabilities()
+    from core.settings import load_settings
+
+    settings = load_settings(config)
+    return Capabilities(
+        country_db=settings.geoip.country_db is not None,
+        asn_db=settings.geoip.asn_db is not None,
+    )
+
+
+def _looks_like_policy(data: Any) -> bool:
+    return isinstance(data, dict) and ("resources" in data or "version" in data)
+
+
+@app.command(rich_help_panel="Policy")
+def check(
+    files: Annotated[list[Path], typer.Argument(help="policy.yaml and/or warren.yaml files.")],
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="warren.yaml, for what the node supports.")
+    ] = None,
+) -> None:
+    """Validate policy and settings files; every error with its file, key and reason."""
+    from core.policy.load import load_policy
+    from core.settings import load_settings
+    from core.yamlfile import load_yaml
+
+    failed = False
+    for path in files:
+        try:
+            _text, data = load_yaml(path)
+            if _looks_like_policy(data):
+                policy = load_policy(path, node_capabilities(config))
+                typer.echo(
+                    f"{path}: ok ({len(policy.resources)} resources, {policy.rule_count} rules)"
+                )
+            else:
+                settings = load_settings(path)
+                load_policy(settings.policy_file, node_capabilities(path))
+                typer.echo(f"{path}: ok (policy {settings.policy_file}: ok)")
+        except ConfigError as error:
+            failed = True
+            for problem in error.problems:
+                typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command(rich_help_panel="Policy")
+def explain(
+    policy_file: Annotated[Path, typer.Argument(help="policy.yaml")],
+    host: Annotated[str, typer.Option(help="Host the request is for.")],
+    path: Annotated[str, typer.Option(help="Request path.")] = "/",
+    ip: Annotated[str, typer.Option(help="Client address.")] = "203.0.113.10",
+    method: Annotated[str, typer.Option(help="HTTP method.")] = "GET",
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="warren.yaml")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Say which rule decides a request, and what the gateway answers."""
+    from core.explain import explain as explain_request
+    from core.policy.load import load_policy
+
+    try:
+        policy = load_policy(policy_file, node_capabilities(config))
+    except ConfigError as error:
+        fail_with(error)
+    try:
+        result = explain_request(policy, host, path, ip, method)
+    except ValueError as error:
+        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    typer.echo(f"request   {method.upper()} {host}{path} from {ip}")
+    if result.resource:
+        typer.echo(f"resource  {result.resource}")
+    if result.path and result.path != path.partition("?")[0]:
+        typer.echo(f"path      {result.path} (canonical)")
+    if result.rule:
+        typer.echo(f"rule      {result.rule}  {result.rule_text}")
+    typer.echo(f"outcome   {result.summary}")
+
+
+def _control(config: Path, command: str) -> dict[str, Any]:
+    from core import control
+    from core.settings import load_settings
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as error:
+        fail_with(error)
+    try:
+        return control.call(settings.control_path, command)
+    except OSError as error:
+        typer.secho(
+            f"error: no gateway answers on {settings.control_path}: {error.strerror}",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(1) from None
+
+
+@app.command(rich_help_panel="Run")
+def reload(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Ask the running gateway to reload policy.yaml now."""
+    reply = _control(config, "reload")
+    if not reply.get("ok"):
+        typer.secho(
+            f"reload refused; still running {reply.get('digest')}:", fg=typer.colors.RED, err=True
+        )
+        typer.echo(str(reply.get("error")), err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"policy {reply['digest']} running: {reply['rules']} rules "
+        f"(validated and swapped in {reply['seconds']:.3f}s)"
+    )
+
+
+@app.command(rich_help_panel="Run")
+def status(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Show the running gateway's policy and reload counters."""
+    reply = _control(config, "status")
+    for key, value in reply.items():
+        if key != "ok":
+            typer.echo(f"{key:15} {value}")
+
+
+def main() -> None:
+    for entry in entry_points(group="warren.commands"):
+        entry.load()(app)
+    app()
