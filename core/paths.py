@@ -38,7 +38,10 @@ def canonicalize(path: str) -> CanonicalPath:
     if not path.startswith("/"):
         raise AmbiguousPath("the path does not start with /")
     if _NEEDS_WORK.search(path) is None and "//" not in path and "/." not in path:
-        return CanonicalPath(path, _strip_parameters(path) if ";" in path else path)
+        if ";" not in path:
+            return CanonicalPath(path, path)
+        _resolve_dot_segments(path)  # refuses parameter-only and parameterised dot segments
+        return CanonicalPath(path, _strip_parameters(path))
     canonical = _resolve_dot_segments(_normalise_encoding(path))
     return CanonicalPath(canonical, _strip_parameters(canonical) if ";" in canonical else canonical)
 
@@ -103,6 +106,9 @@ def _resolve_dot_segments(path: str) -> str:
         bare = segment.partition(";")[0]
         if segment != bare and bare in (".", ".."):
             raise AmbiguousPath("the path has a dot-segment with parameters")
+        if segment != bare and not bare:
+            # Servers that drop ;parameters would see an empty segment and merge or climb it.
+            raise AmbiguousPath("a path segment holds only ;parameters")
         if segment == "..":
             if not out:
                 raise AmbiguousPath("the path climbs above the root")
@@ -176,7 +182,7 @@ def _canonical_literal(piece: str) -> str:
     try:
         return _normalise_encoding(piece) if piece else piece
     except AmbiguousPath as error:
-        raise ValueError(str(error)) from None
+        raise ValueError(f"invalid path pattern: {error}") from None
 
 
 def _directory_key(prefix: str, has_wildcard: bool) -> str:
