@@ -6,11 +6,14 @@ the original inode would go quiet.
 """
 
 import asyncio
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 type Signature = tuple[int, int, int, int] | None
+
+log = logging.getLogger("warren.watch")
 
 
 def signature(path: Path) -> Signature:
@@ -24,10 +27,18 @@ def signature(path: Path) -> Signature:
 async def watch_file(
     path: Path, interval: float, on_change: Callable[[], Awaitable[object]]
 ) -> None:
-    last = signature(path)
+    """Call `on_change` on the first poll and whenever the file's metadata changes after.
+
+    The first call lets the owner compare against what it loaded: the file may have changed
+    between loading it and starting to watch.
+    """
+    last: Signature = None
     while True:
         await asyncio.sleep(interval)
         current = signature(path)
         if current != last and current is not None:
             last = current
-            await on_change()
+            try:
+                await on_change()
+            except Exception:  # the watch must outlive any one bad reload
+                log.exception("reacting to a change of %s failed", path)
