@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from mitmproxy import ctx, exceptions
 from mitmproxy.addonmanager import Loader
+from mitmproxy.proxy import mode_specs
 
 from addons.options import gateway_options
 from addons.runtime import Runtime
@@ -31,6 +32,12 @@ OPTIONAL_TEXT = cast(type, str | None)  # mitmproxy's option API is typed as tak
 
 def capabilities(settings: Settings) -> Capabilities:
     return Capabilities()
+
+
+async def _serve_modes(modes: list[str]) -> None:
+    proxyserver = ctx.master.addons.get("proxyserver")
+    if proxyserver is not None:
+        await proxyserver.servers.update([mode_specs.ProxyMode.parse(mode) for mode in modes])
 
 
 class Config:
@@ -53,7 +60,12 @@ class Config:
         except ConfigError as error:
             raise exceptions.OptionsError(f"Warren cannot start:\n{error}") from None
         self.runtime.settings, self.runtime.store = settings, store
-        ctx.options.update(**gateway_options(settings, list(ctx.options.mode)))
+        wanted = gateway_options(settings, list(ctx.options.mode))
+        ctx.options.update(**wanted)
+        if "mode" in wanted and ctx.master.addons.get("proxyserver") is not None:
+            # mitmdump loads scripts after it has started its listeners with the default mode;
+            # move them to Warren's at once rather than at the next mode change.
+            self._spawn(_serve_modes(wanted["mode"]))
         log.info(
             "Warren: policy %s from %s (%d resources, %d rules)",
             store.current.digest,

@@ -12,6 +12,7 @@ from pathlib import Path
 from mitmproxy import master, options
 from mitmproxy.addons import core, disable_h2c, errorcheck, next_layer, proxyserver, tlsconfig
 
+from addons.options import reverse_mode
 from addons.pack import warren_addons
 from core.settings import load_settings
 
@@ -42,6 +43,7 @@ async def _serve(config: Path, verbosity: str) -> int:
     mitm_dir = settings.state_dir / "mitmproxy"
     mitm_dir.mkdir(parents=True, exist_ok=True)
     opts.update(
+        mode=[reverse_mode(settings)],  # before the listeners start: no default proxy, ever
         confdir=str(mitm_dir),
         termlog_verbosity=verbosity,
         warren_config=str(config),
