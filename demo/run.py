@@ -1,8 +1,10 @@
 """`warren demo`: a gateway on loopback in front of a demo application, with a sample policy."""
 
+import signal
 import tempfile
 import time
 from pathlib import Path
+from types import FrameType
 
 from demo import processes
 
@@ -37,6 +39,7 @@ def run(port: int = 8080) -> int:
     gateway_port = port if _free(port) else processes.free_port()
     (directory / "policy.yaml").write_text(POLICY.format(backend=backend_port))
     (directory / "warren.yaml").write_text(SETTINGS.format(gateway=gateway_port))
+    signal.signal(signal.SIGTERM, _interrupt)  # stop the children on `kill` too, not only Ctrl-C
     backend = processes.start(processes.backend(backend_port), log=directory / "backend.log")
     gateway = processes.start(
         processes.warren("gateway", "--config", str(directory / "warren.yaml")),
@@ -55,6 +58,10 @@ def run(port: int = 8080) -> int:
     finally:
         processes.stop(gateway)
         processes.stop(backend)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _free(port: int) -> bool:
