@@ -26,6 +26,7 @@ class Explanation:
 
 
 def explain(policy: Policy, host: str, path: str, ip: str, method: str) -> Explanation:
+    client = parse_address(ip)
     resource = policy.resource_for(host)
     if resource is None:
         return Explanation("not-found", 404, f"no resource serves {host}; the gateway answers 404")
@@ -33,7 +34,7 @@ def explain(policy: Policy, host: str, path: str, ip: str, method: str) -> Expla
         canonical = canonicalize(split_target(path)[0])
     except AmbiguousPath as error:
         return Explanation("bad-request", 400, f"refused with 400: {error}", resource.name)
-    facts = Facts(parse_address(ip), canonical.match, method.upper())
+    facts = Facts(client, canonical.match, method.upper())
     verdict = policy.decide(resource, facts)
     rule = verdict.rule.key if verdict.rule else None
     text = rule_text(verdict.rule.rule) if verdict.rule else None

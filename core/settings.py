@@ -10,14 +10,16 @@ from contextvars import ContextVar
 from datetime import timedelta
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from core.fields import Duration
@@ -80,7 +82,7 @@ class Settings(BaseSettings):
     )
 
     public_url: str | None = None
-    listen: Listen = Listen(host="0.0.0.0", port=443)
+    listen: Annotated[Listen, NoDecode, BeforeValidator(_listen)] = Listen(host="0.0.0.0", port=443)
     certs: tuple[Path, ...] = ()
     policy_file: Path = Path("policy.yaml")
     users_file: Path = Path("users.yaml")
@@ -91,8 +93,6 @@ class Settings(BaseSettings):
     wireguard: WireGuard = WireGuard()
     reload_poll: Duration = timedelta(seconds=1)
     control_socket: Path | None = None
-
-    _listen = field_validator("listen", mode="before")(_listen)
 
     @classmethod
     def settings_customise_sources(
@@ -151,4 +151,6 @@ def load_settings(path: Path | None) -> Settings:
             settings = Settings()
     except ValidationError as error:
         raise ConfigError(locate(text, from_validation_error(error), path)) from None
+    except SettingsError as error:  # an environment variable that does not parse
+        raise ConfigError([Problem((), f"{error}: {error.__cause__}", path)]) from None
     return settings.resolved(path.parent if path is not None else Path.cwd())
