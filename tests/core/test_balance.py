@@ -1,0 +1,62 @@
+from core.balance import Upstreams, target_key
+from core.ipsets import parse_address
+from core.policy.check import Capabilities
+from core.policy.compiled import CompiledResource
+from core.policy.load import parse_policy
+from core.policy.model import Target
+
+
+def resource(balance: str) -> CompiledResource:
+    policy = parse_policy(
+        f"""
+version: 1
+resources:
+  app:
+    host: app.example
+    balance: {balance}
+    targets: [{{host: 127.0.0.1, port: 1}}, {{host: 127.0.0.1, port: 2}}, {{host: 127.0.0.1, port: 3}}]
+""",
+        Capabilities(),
+    )
+    return policy.resources["app"]
+
+
+CLIENT = parse_address("203.0.113.5")
+
+
+def port(target: Target | None) -> int:
+    assert target is not None
+    return target.port
+
+
+def test_round_robin_skips_targets_that_are_down() -> None:
+    app = resource("round_robin")
+    upstreams = Upstreams()
+    assert [port(upstreams.pick(app, CLIENT)) for _ in range(4)] == [1, 2, 3, 1]
+    upstreams.set_health(target_key(app.targets[1]), False)
+    assert {port(upstreams.pick(app, CLIENT)) for _ in range(4)} == {1, 3}
+    for target in app.targets:
+        upstreams.set_health(target_key(target), False)
+    assert upstreams.pick(app, CLIENT) is None
+
+
+def test_least_conn_prefers_the_idlest_target() -> None:
+    app = resource("least_conn")
+    upstreams = Upstreams()
+    first = upstreams.pick(app, CLIENT)
+    assert first is not None
+    upstreams.started(target_key(first))
+    second = upstreams.pick(app, CLIENT)
+    assert second is not None
+    assert second != first
+    upstreams.finished(target_key(first))
+    assert upstreams.active(target_key(first)) == 0
+
+
+def test_sticky_keeps_a_client_on_one_target() -> None:
+    app = resource("sticky")
+    upstreams = Upstreams()
+    picks = {upstreams.pick(app, CLIENT) for _ in range(10)}
+    assert len(picks) == 1
+    spread = {upstreams.pick(app, parse_address(f"203.0.113.{i}")) for i in range(50)}
+    assert len(spread) == 3
