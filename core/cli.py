@@ -33,15 +33,10 @@ def fail_with(error: ConfigError) -> NoReturn:
 
 
 def node_capabilities(config: Path | None) -> Capabilities:
-    if config is None or not config.exists():
-        return Capabilities()
+    from core.policy.check import node_capabilities as of_settings
     from core.settings import load_settings
 
-    settings = load_settings(config)
-    return Capabilities(
-        country_db=settings.geoip.country_db is not None,
-        asn_db=settings.geoip.asn_db is not None,
-    )
+    return of_settings(load_settings(config) if config is not None else None)
 
 
 def _looks_like_policy(data: Any) -> bool:

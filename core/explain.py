@@ -57,7 +57,7 @@ def explain(policy: Policy, host: str, path: str, ip: str, method: str) -> Expla
 
 def rule_text(rule: Rule) -> str:
     parts = []
-    for name, value in rule.model_dump(exclude_none=True).items():
+    for name, value in rule.conditions().items():
         if isinstance(value, tuple | list):
             value = "[" + ", ".join(str(v) for v in value) + "]"
         parts.append(f"{name}: {value}")

@@ -50,21 +50,47 @@ class PrefixMap[V]:
         return any(self._tables.values())
 
 
+_SMALL = 4
+
+
 class IpSet:
-    __slots__ = ("_map",)
+    """Membership only. A handful of networks (the usual rule) are compared one by one, which
+    is cheaper to build and to probe than a prefix map."""
+
+    __slots__ = ("_map", "_small")
 
     def __init__(self, networks: Iterable[IPNetwork]) -> None:
-        self._map: PrefixMap[None] = PrefixMap((network, None) for network in networks)
+        listed = list(networks)
+        self._small: tuple[tuple[int, int, int], ...] | None = None
+        self._map: PrefixMap[None] | None = None
+        if len(listed) <= _SMALL:
+            self._small = tuple(
+                (
+                    n.version,
+                    n.max_prefixlen - n.prefixlen,
+                    int(n.network_address) >> (n.max_prefixlen - n.prefixlen),
+                )
+                for n in listed
+            )
+        else:
+            self._map = PrefixMap((network, None) for network in listed)
 
     def __contains__(self, address: IPAddress) -> bool:
         number = int(address)
-        for shift, table in self._map._tables[address.version]:
+        version = address.version
+        if self._small is not None:
+            for net_version, shift, key in self._small:
+                if net_version == version and number >> shift == key:
+                    return True
+            return False
+        assert self._map is not None
+        for shift, table in self._map._tables[version]:
             if (number >> shift) in table:
                 return True
         return False
 
     def __bool__(self) -> bool:
-        return bool(self._map)
+        return bool(self._small) or bool(self._map)
 
 
 def parse_address(text: str) -> IPAddress:

@@ -128,16 +128,23 @@ def _strip_parameters(path: str) -> str:
 
 
 class PathPattern(NamedTuple):
-    """A compiled glob. `key` is the literal directory prefix every matching path lies under."""
+    """A compiled glob. `key` is the literal directory every matching path lies under (for an
+    exact pattern, the path itself)."""
 
     source: str
-    kind: str  # "exact" | "glob"
+    kind: str  # "exact", "subtree" (a literal directory and all below it) or "glob"
     key: str
     regex: re.Pattern[str] | None
 
     def matches(self, match_path: str) -> bool:
-        if self.regex is None:
+        if self.kind == "exact":
             return match_path == self.key
+        if self.kind == "subtree":
+            key = self.key
+            return match_path.startswith(key) and (
+                len(match_path) == len(key) or match_path[len(key)] == "/"
+            )
+        assert self.regex is not None
         return self.regex.fullmatch(match_path) is not None
 
 
@@ -155,7 +162,9 @@ def compile_pattern(source: str) -> PathPattern:
     subtree = source.endswith(("/*", "/**")) and len(source) > 1
     body = source[: source.rindex("/")] if subtree else source
     literals = [_canonical_literal(piece) for piece in _WILDCARD.split(body)]
-    if len(literals) == 1 and not subtree:
+    if len(literals) == 1:
+        if subtree:
+            return PathPattern(source, "subtree", literals[0].rstrip("/"), None)
         return PathPattern(source, "exact", literals[0], None)
     wildcards = _WILDCARD.findall(body)
     regex = re.escape(literals[0])
@@ -179,8 +188,10 @@ def _validate_pattern(source: str) -> None:
 
 
 def _canonical_literal(piece: str) -> str:
+    if _NEEDS_WORK.search(piece) is None:
+        return piece
     try:
-        return _normalise_encoding(piece) if piece else piece
+        return _normalise_encoding(piece)
     except AmbiguousPath as error:
         raise ValueError(f"invalid path pattern: {error}") from None
 

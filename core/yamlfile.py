@@ -1,27 +1,20 @@
-"""YAML as admins write it: duplicate keys are an error, and problems point at a line."""
+"""YAML as admins write it, read fast: YAML 1.2; duplicate keys are errors; problems point at a line.
 
+yaml-rs (Rust) parses a 100 000-rule policy in a fraction of a second where PyYAML takes
+seconds, and reads YAML 1.2, where `NO` is Norway's country code and not `false`. PyYAML is only
+used on the error path, to find the line of a key that did not validate.
+"""
+
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
+import yaml_rs
 
 from core.problems import ConfigError, Loc, Problem
 
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _StrictLoader(_Loader):  # type: ignore[valid-type, misc]
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _value in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if key in seen:
-                line = key_node.start_mark.line + 1
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (line {line})", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+_POSITION = re.compile(r"line (\d+)")
 
 
 def load_yaml(path: Path) -> tuple[str, Any]:
@@ -35,21 +28,31 @@ def load_yaml(path: Path) -> tuple[str, Any]:
 
 
 def parse_yaml(text: str, path: Path | None = None) -> Any:
+    if not text.strip():
+        return None
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark else None
-        reason = " ".join(filter(None, [error.context, error.problem]))
+        return yaml_rs.loads(text, parse_datetime=False)
+    except yaml_rs.YAMLDecodeError as error:
+        message = str(error)
+        position = _POSITION.search(message)
+        reason = message.splitlines()[-1].strip() if "\n" in message else message
+        line = int(position.group(1)) if position else _line_of_duplicate(text, message)
         raise ConfigError([Problem((), f"not valid YAML: {reason}", path, line)]) from None
-    except yaml.YAMLError as error:
-        raise ConfigError([Problem((), f"not valid YAML: {error}", path)]) from None
+
+
+def _line_of_duplicate(text: str, message: str) -> int | None:
+    found = re.search(r"duplicate mapping key: '(.*)'", message)
+    if found is None:
+        return None
+    key = re.compile(rf"^\s*-?\s*{re.escape(found.group(1))}\s*:", re.MULTILINE)
+    lines = [text.count("\n", 0, match.start()) + 1 for match in key.finditer(text)]
+    return lines[1] if len(lines) > 1 else None
 
 
 def locate(text: str, problems: list[Problem], path: Path | None) -> list[Problem]:
     """Attach file and line numbers to problems found after parsing (the error path only)."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError:
         root = None
     return [Problem(p.loc, p.message, path, _line_of(root, p.loc)) for p in problems]

@@ -2,9 +2,13 @@
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from core.policy.model import GEO_CONDITIONS, PolicyFile, Rule
 from core.problems import Loc, Problem
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,6 +17,12 @@ class Capabilities:
 
     country_db: bool = False
     asn_db: bool = False
+
+
+def node_capabilities(settings: "Settings | None") -> Capabilities:
+    """What a node with these settings can evaluate. The gateway cannot look up countries or
+    ASNs yet, so it refuses rules that need them whatever the settings say."""
+    return Capabilities()
 
 
 def check_policy(model: PolicyFile, capabilities: Capabilities) -> list[Problem]:

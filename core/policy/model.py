@@ -11,12 +11,16 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
+    PlainValidator,
+    TypeAdapter,
     field_validator,
     model_validator,
 )
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from core.fields import Duration, one_or_many
-from core.paths import compile_pattern
+from core.paths import PathPattern, compile_pattern
 
 
 class Strict(BaseModel):
@@ -73,13 +77,22 @@ def _asn(value: Any) -> int:
     return int(text)
 
 
-def _path_pattern(value: Any) -> str:
+def _path_pattern(value: Any) -> PathPattern:
+    if isinstance(value, PathPattern):
+        return value
     if not isinstance(value, str):
         raise ValueError("a path pattern is text like /admin/*")
-    compile_pattern(value)
-    return value
+    return compile_pattern(value)
 
 
+def _pattern_source(pattern: PathPattern) -> str:
+    return pattern.source
+
+
+# Kept compiled: validating a pattern is compiling it, and the rule engine needs it compiled.
+type Pattern = Annotated[
+    PathPattern, PlainValidator(_path_pattern), PlainSerializer(_pattern_source, return_type=str)
+]
 type Network = Annotated[IPv4Network | IPv6Network, BeforeValidator(_network)]
 type Address = Annotated[IPv4Network | IPv6Network, BeforeValidator(_address)]
 type ListOf[T] = Annotated[tuple[T, ...], BeforeValidator(one_or_many), AfterValidator(_non_empty)]
@@ -88,12 +101,15 @@ Action = Literal["allow", "deny", "pass"]
 GEO_CONDITIONS = ("country", "country_not", "asn")
 
 
-class Rule(Strict):
+# A pydantic dataclass rather than a model: a policy can hold 100 000 rules, and validating into
+# slotted dataclasses is several times faster than into models.
+@pydantic_dataclass(frozen=True, slots=True, config=ConfigDict(extra="forbid"))
+class Rule:
     action: Action
     cidr: ListOf[Network] | None = None
     not_cidr: ListOf[Network] | None = None
     ip: ListOf[Address] | None = None
-    path: ListOf[Annotated[str, BeforeValidator(_path_pattern)]] | None = None
+    path: ListOf[Pattern] | None = None
     method: ListOf[Annotated[str, BeforeValidator(_method)]] | None = None
     country: ListOf[Annotated[str, BeforeValidator(_country)]] | None = None
     country_not: ListOf[Annotated[str, BeforeValidator(_country)]] | None = None
@@ -102,6 +118,17 @@ class Rule(Strict):
     def uses_geo(self) -> bool:
         return any(getattr(self, name) is not None for name in GEO_CONDITIONS)
 
+    @classmethod
+    def parse(cls, data: object) -> "Rule":
+        return _RULE.validate_python(data)
+
+    def conditions(self) -> dict[str, object]:
+        """The rule as written (conditions present only), for people to read."""
+        dumped: dict[str, object] = _RULE.dump_python(self, exclude_none=True)
+        return dumped
+
+
+_RULE: TypeAdapter[Rule] = TypeAdapter(Rule)
 
 _NAME = r"^[a-z0-9]([a-z0-9_-]{0,62})$"
 type Name = Annotated[str, Field(pattern=_NAME)]

@@ -8,13 +8,12 @@ walks them merged in rule order, and stops at the first rule whose every conditi
 """
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from heapq import merge
 from typing import NamedTuple
 
 from core.ipsets import IPAddress, IPNetwork, IpSet, PrefixMap
-from core.paths import PathPattern, ancestors, compile_pattern
+from core.paths import PathPattern, ancestors
 from core.policy.model import Rule
 
 
@@ -50,19 +49,39 @@ class Verdict(NamedTuple):
 _ACTION_OUTCOME = {"allow": Outcome.ALLOW, "deny": Outcome.DENY, "pass": Outcome.SIGN_IN}
 
 
-@dataclass(frozen=True, slots=True)
 class CompiledRule:
-    order: int
-    ref: RuleRef
-    outcome: Outcome
-    cidr: IpSet | None
-    not_cidr: IpSet | None
-    ip: IpSet | None
-    paths: tuple[PathPattern, ...] | None
-    methods: frozenset[str] | None
-    countries: frozenset[str] | None
-    countries_not: frozenset[str] | None
-    asns: frozenset[int] | None
+    """A rule ready to match: networks as IP sets, methods and places as sets."""
+
+    __slots__ = (
+        "asns",
+        "cidr",
+        "countries",
+        "countries_not",
+        "ip",
+        "methods",
+        "not_cidr",
+        "order",
+        "outcome",
+        "paths",
+        "ref",
+    )
+
+    def __init__(self, order: int, ref: RuleRef) -> None:
+        rule = ref.rule
+        self.order = order
+        self.ref = ref
+        self.outcome = _ACTION_OUTCOME[rule.action]
+        self.cidr = IpSet(rule.cidr) if rule.cidr is not None else None
+        self.not_cidr = IpSet(rule.not_cidr) if rule.not_cidr is not None else None
+        self.ip = IpSet(rule.ip) if rule.ip is not None else None
+        self.paths: tuple[PathPattern, ...] | None = rule.path
+        self.methods = frozenset(rule.method) if rule.method is not None else None
+        self.countries = frozenset(rule.country) if rule.country is not None else None
+        self.countries_not = frozenset(rule.country_not) if rule.country_not is not None else None
+        self.asns = frozenset(rule.asn) if rule.asn is not None else None
+
+    def __repr__(self) -> str:
+        return f"CompiledRule({self.ref.key})"
 
     def matches(self, facts: Facts) -> bool:
         if self.cidr is not None and facts.ip not in self.cidr:
@@ -75,6 +94,8 @@ class CompiledRule:
             return False
         if self.paths is not None and not any(p.matches(facts.path) for p in self.paths):
             return False
+        if self.countries is None and self.countries_not is None and self.asns is None:
+            return True
         return self._geo_matches(facts)
 
     def _geo_matches(self, facts: Facts) -> bool:
@@ -96,27 +117,6 @@ class CompiledRule:
         return not unknown or self.outcome is Outcome.DENY
 
 
-def compile_rule(order: int, ref: RuleRef) -> CompiledRule:
-    rule = ref.rule
-
-    def frozen[T](values: tuple[T, ...] | None) -> frozenset[T] | None:
-        return frozenset(values) if values is not None else None
-
-    return CompiledRule(
-        order=order,
-        ref=ref,
-        outcome=_ACTION_OUTCOME[rule.action],
-        cidr=IpSet(rule.cidr) if rule.cidr is not None else None,
-        not_cidr=IpSet(rule.not_cidr) if rule.not_cidr is not None else None,
-        ip=IpSet(rule.ip) if rule.ip is not None else None,
-        paths=tuple(compile_pattern(p) for p in rule.path) if rule.path is not None else None,
-        methods=frozen(rule.method),
-        countries=frozen(rule.country),
-        countries_not=frozen(rule.country_not),
-        asns=frozen(rule.asn),
-    )
-
-
 class RuleSet:
     __slots__ = (
         "_by_asn",
@@ -130,7 +130,7 @@ class RuleSet:
 
     def __init__(self, refs: Iterable[RuleRef]) -> None:
         self.rules: tuple[CompiledRule, ...] = tuple(
-            compile_rule(order, ref) for order, ref in enumerate(refs)
+            CompiledRule(order, ref) for order, ref in enumerate(refs)
         )
         ip_entries: list[tuple[IPNetwork, int]] = []
         path_exact: dict[str, list[int]] = {}
@@ -143,8 +143,8 @@ class RuleSet:
             networks = rule.cidr or rule.ip
             if networks is not None:
                 ip_entries.extend((network, order) for network in networks)
-            elif rule.path is not None and compiled.paths is not None:
-                for pattern in compiled.paths:
+            elif rule.path is not None:
+                for pattern in rule.path:
                     table = path_exact if pattern.kind == "exact" else path_dir
                     table.setdefault(pattern.key, []).append(order)
             elif rule.country is not None and compiled.outcome is not Outcome.DENY:

@@ -64,9 +64,13 @@ def test_unknown_keys_are_errors_not_ignored() -> None:
 
 def test_duplicate_keys_are_errors() -> None:
     text = GOOD + "  grafana:\n    host: x.example.com\n    targets: [{host: 127.0.0.1, port: 1}]\n"
-    (problem,) = problems(text)
-    assert "duplicate key 'grafana'" in problem
-    assert problem.startswith("policy.yaml:")
+    assert problems(text) == ["policy.yaml:23: not valid YAML: duplicate mapping key: 'grafana'"]
+
+
+def test_yaml_1_2_keeps_norway_a_country() -> None:
+    text = GOOD.replace("action: pass, method: GET", "action: pass, country: [NO, DE]")
+    policy = parse_policy(text, Capabilities(country_db=True))
+    assert policy.resources["grafana"].model.rules[2].country == ("NO", "DE")
 
 
 def test_cross_resource_problems() -> None:
