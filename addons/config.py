@@ -19,19 +19,15 @@ from mitmproxy.proxy import mode_specs
 from addons.options import gateway_options
 from addons.runtime import Runtime
 from core import control
-from core.policy.check import Capabilities
+from core.policy.check import node_capabilities
 from core.problems import ConfigError
-from core.settings import Settings, load_settings
+from core.settings import load_settings
 from core.store import PolicyStore
 from core.watch import watch_file
 
 log = logging.getLogger("warren.config")
 
 OPTIONAL_TEXT = cast(type, str | None)  # mitmproxy's option API is typed as taking a class
-
-
-def capabilities(settings: Settings) -> Capabilities:
-    return Capabilities()
 
 
 async def _serve_modes(modes: list[str]) -> None:
@@ -56,7 +52,7 @@ class Config:
             return
         try:
             settings = load_settings(Path(ctx.options.warren_config))
-            store = PolicyStore(settings.policy_file, capabilities(settings))
+            store = PolicyStore(settings.policy_file, node_capabilities(settings))
         except ConfigError as error:
             raise exceptions.OptionsError(f"Warren cannot start:\n{error}") from None
         self.runtime.settings, self.runtime.store = settings, store
