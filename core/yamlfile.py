@@ -1,4 +1,4 @@
-"""YAML as admins write it, read fast: YAML 1.2; duplicate keys are errors; problems point at a line.
+"""YAML as admins write it, read fast; duplicate keys are errors; problems point at a line.
 
 yaml-rs (Rust) parses a 100 000-rule policy in a fraction of a second where PyYAML takes
 seconds, and reads YAML 1.2, where `NO` is Norway's country code and not `false`. PyYAML is only

@@ -163,6 +163,4 @@ def test_networks_with_host_bits_are_refused_with_a_hint() -> None:
 
     with pytest.raises(ValidationError, match=r"did you mean 10\.0\.0\.0/8"):
         Rule.parse({"action": "deny", "cidr": "10.0.0.1/8"})
-    assert Rule.parse({"action": "deny", "cidr": "10.0.0.0/8"}).cidr == (
-        ip_network("10.0.0.0/8"),
-    )
+    assert Rule.parse({"action": "deny", "cidr": "10.0.0.0/8"}).cidr == (ip_network("10.0.0.0/8"),)
