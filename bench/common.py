@@ -1,0 +1,166 @@
+"""What every benchmark needs: processes pinned to cores, wrk as the load, interleaved rounds.
+
+The machine is shared and noisy, so absolute numbers drift. Every figure that matters is a ratio
+against a baseline measured in the same invocation, round by round (A, B, A, B, ...), and the
+median of the per-round ratios is reported.
+"""
+
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from demo import processes
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CORES = os.cpu_count() or 1
+
+
+def pinned(args: Sequence[str], core: int) -> list[str]:
+    """Keep the measured process and the load generator off each other's core."""
+    if CORES < 2 or shutil.which("taskset") is None:
+        return list(args)
+    return ["taskset", "-c", str(core % CORES), *args]
+
+
+GATEWAY_CORE = 0
+LOAD_CORE = 1  # wrk and the backend share the other core
+
+
+@contextmanager
+def backend() -> Iterator[int]:
+    port = processes.free_port()
+    process = processes.start(pinned([sys.executable, "-m", "bench.backend", str(port)], LOAD_CORE))
+    try:
+        processes.wait_for_port(port, process)
+        yield port
+    finally:
+        processes.stop(process)
+
+
+@contextmanager
+def running(args: Sequence[str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    process = processes.start(pinned(args, GATEWAY_CORE), log=log)
+    try:
+        processes.wait_for_port(port, process, timeout=120)
+        yield process
+    finally:
+        processes.stop(process)
+
+
+@dataclass
+class Load:
+    requests_per_second: float
+    requests: int
+    non_2xx: int
+    socket_errors: int
+    latency_p50_ms: float
+    latency_p99_ms: float
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(
+    port: int,
+    host: str,
+    path: str = "/",
+    seconds: float = 5,
+    connections: int = 16,
+    script: Path | None = None,
+) -> Load:
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"Host: {host}"]
+    if script is not None:
+        args += ["-s", str(script)]
+    output = subprocess.run(
+        pinned([*args, f"http://127.0.0.1:{port}{path}"], LOAD_CORE),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return _parse_wrk(output)
+
+
+def _parse_wrk(output: str) -> Load:
+    def number(pattern: str, default: float = 0.0) -> float:
+        found = re.search(pattern, output)
+        return float(found.group(1)) if found else default
+
+    def latency(percent: str) -> float:
+        found = re.search(rf"^\s*{percent}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+        return float(found.group(1)) * _UNITS[found.group(2)] if found else float("nan")
+
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    return Load(
+        requests_per_second=number(r"Requests/sec:\s+([\d.]+)"),
+        requests=int(number(r"(\d+) requests in")),
+        non_2xx=int(number(r"Non-2xx or 3xx responses: (\d+)")),
+        socket_errors=sum(int(n) for n in errors.groups()) if errors else 0,
+        latency_p50_ms=latency("50"),
+        latency_p99_ms=latency("99"),
+    )
+
+
+@dataclass
+class Comparison:
+    name: str
+    baseline: str
+    candidate: str
+    baseline_rps: list[float] = field(default_factory=list)
+    candidate_rps: list[float] = field(default_factory=list)
+
+    @property
+    def ratios(self) -> list[float]:
+        return [c / b for b, c in zip(self.baseline_rps, self.candidate_rps, strict=True) if b]
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ratios)
+
+
+def interleave(
+    name: str,
+    baseline: tuple[str, Callable[[], float]],
+    candidate: tuple[str, Callable[[], float]],
+    rounds: int,
+) -> Comparison:
+    comparison = Comparison(name, baseline[0], candidate[0])
+    for _ in range(rounds):
+        comparison.baseline_rps.append(baseline[1]())
+        comparison.candidate_rps.append(candidate[1]())
+    return comparison
+
+
+def workdir(prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"warren-bench-{prefix}-"))
+
+
+def save(name: str, result: Mapping[str, object]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2, default=_plain))
+    return path
+
+
+def _plain(value: object) -> object:
+    if hasattr(value, "__dataclass_fields__"):
+        return asdict(value)  # type: ignore[call-overload]
+    return str(value)
+
+
+def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
+    cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
