@@ -9,11 +9,11 @@ from mitmproxy import hooks, http
 from mitmproxy.proxy.layers.http._hooks import (
     HttpRequestHeadersHook,
     HttpRequestHook,
+    HttpResponseHeadersHook,
     HttpResponseHook,
 )
 from mitmproxy.test import taddons, tflow, tutils
 
-from addons.config import Config
 from addons.pack import warren_addons
 from addons.runtime import Runtime
 
@@ -42,10 +42,9 @@ def pack(tmp_path: Path, policy: str = POLICY) -> Iterator[tuple[taddons.context
     (tmp_path / "policy.yaml").write_text(policy)
     (tmp_path / "warren.yaml").write_text("policy_file: policy.yaml\nstate_dir: state\n")
     runtime = Runtime()
-    addons = warren_addons(runtime)
-    with taddons.context(*addons) as context:
-        config = next(addon for addon in addons if isinstance(addon, Config))
-        context.configure(config, warren_config=str(tmp_path / "warren.yaml"))
+    (warren,) = warren_addons(runtime)
+    with taddons.context(warren) as context:
+        context.configure(warren, warren_config=str(tmp_path / "warren.yaml"))
         yield context, runtime
 
 
@@ -81,6 +80,7 @@ def respond(context: taddons.context, made: http.HTTPFlow) -> http.HTTPFlow:
     """The backend answered (had the flow been forwarded)."""
     if made.response is None:
         made.response = tutils.tresp()
+        trigger(context, made, HttpResponseHeadersHook)
     trigger(context, made, HttpResponseHook)
     return made
 
