@@ -1,5 +1,6 @@
 """The gateway's sub-commands; kept light so `warren --help` does not import mitmproxy."""
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -13,14 +14,15 @@ def register(app: typer.Typer) -> None:
     def gateway(
         config: ConfigOption,
         verbose: Annotated[
-            bool, typer.Option("--verbose", "-v", help="Log every decision.")
+            bool, typer.Option("--verbose", "-v", help="Log every connection.")
         ] = False,
     ) -> None:
         """Run the gateway: mitmproxy with the Warren addons, nothing else."""
-        from addons.gateway import serve
+        from addons.gateway import optimised, serve
         from core.problems import ConfigError
 
+        optimised(["gateway", *sys.argv[sys.argv.index("gateway") + 1 :]])
         try:
-            raise typer.Exit(serve(Path(config), "debug" if verbose else "info"))
+            raise typer.Exit(serve(Path(config), verbose))
         except ConfigError as error:
             fail_with(error)

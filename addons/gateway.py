@@ -1,42 +1,78 @@
 """`warren gateway`: the Warren pack in a mitmproxy master holding only what a reverse proxy needs.
 
-mitmdump loads some thirty default addons that a gateway never uses (flow dumping, replay,
-interception, ...) and each is called on every event. Leaving them out is most of the speed-up.
+mitmproxy hands every event to every addon in its chain. mitmdump's chain holds some thirty
+default addons a gateway never uses (flow dumping, replay, interception, ...); this one holds
+the proxy server, protocol detection, TLS, h2c refusal and Warren. Start-up errors are checked
+as mitmdump does, and the checker then leaves the chain.
 """
 
 import asyncio
 import logging
+import os
 import signal
+import sys
+from datetime import datetime
 from pathlib import Path
 
 from mitmproxy import master, options
-from mitmproxy.addons import core, disable_h2c, errorcheck, next_layer, proxyserver, tlsconfig
+from mitmproxy.addons import disable_h2c, errorcheck, next_layer, proxyserver, tlsconfig
 
 from addons.options import reverse_mode
 from addons.pack import warren_addons
 from core.settings import load_settings
 
 
+class _StartupErrorCheck(errorcheck.ErrorCheck):
+    name = "errorcheck"  # the master looks it up by this name
+
+    def finish(self) -> None:
+        errorcheck.ErrorCheck.finish(self)
+        self.master.addons.remove(self)
+
+    def load(self, loader: object) -> None:
+        from mitmproxy import ctx
+
+        self.master = ctx.master
+
+
 class GatewayMaster(master.Master):
     def __init__(self, opts: options.Options) -> None:
-        super().__init__(opts, with_termlog=True)
+        super().__init__(opts, with_termlog=False)
         self.addons.add(
-            core.Core(),
             proxyserver.Proxyserver(),
             next_layer.NextLayer(),
             tlsconfig.TlsConfig(),
             disable_h2c.DisableH2C(),
-            errorcheck.ErrorCheck(),
+            _StartupErrorCheck(),
             *warren_addons(),
         )
 
 
-async def _serve(config: Path, verbosity: str) -> int:
-    logging.getLogger().setLevel(logging.DEBUG)
+class _Format(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
+        client = getattr(record, "client", None)
+        where = f"[{client[0]}:{client[1]}]" if isinstance(client, tuple) else ""
+        text = f"[{stamp}]{where} {record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def _log_to_stderr(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Format())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("asyncio", "hpack", "h2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if verbosity != "debug":  # a line per connection drowns out Warren's own decisions
+    if not verbose:  # a line per connection drowns out Warren's own decisions
         logging.getLogger("mitmproxy.proxy.server").setLevel(logging.WARNING)
+
+
+async def _serve(config: Path, verbose: bool) -> int:
+    _log_to_stderr(verbose)
     settings = load_settings(config)
     opts = options.Options()
     gateway = GatewayMaster(opts)
@@ -45,7 +81,6 @@ async def _serve(config: Path, verbosity: str) -> int:
     opts.update(
         mode=[reverse_mode(settings)],  # before the listeners start: no default proxy, ever
         confdir=str(mitm_dir),
-        termlog_verbosity=verbosity,
         warren_config=str(config),
     )
     loop = asyncio.get_running_loop()
@@ -56,5 +91,16 @@ async def _serve(config: Path, verbosity: str) -> int:
     return 0
 
 
-def serve(config: Path, verbosity: str = "info") -> int:
-    return asyncio.run(_serve(config, verbosity))
+def serve(config: Path, verbose: bool = False) -> int:
+    return asyncio.run(_serve(config, verbose))
+
+
+def optimised(argv: list[str]) -> None:
+    """Re-run this command under `python -O` unless it already is.
+
+    mitmproxy type-checks the fields of every HTTP message it builds while `__debug__` is on,
+    several checks per request. Warren's own checks never rely on `assert`.
+    """
+    if sys.flags.optimize or os.environ.get("WARREN_NO_OPTIMIZE"):
+        return
+    os.execv(sys.executable, [sys.executable, "-O", "-m", "core", *argv])  # noqa: S606

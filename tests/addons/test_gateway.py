@@ -195,3 +195,22 @@ def test_http2_passes_through_over_tls(backend: Backend, start_gateway: GatewayF
     headers = {name.lower(): value for name, value in seen["headers"]}
     assert headers["host"] == "app.example"
     assert headers["x-forwarded-proto"] == "https"
+
+
+def test_a_gateway_that_cannot_listen_exits_with_the_reason(
+    backend: Backend, start_gateway: GatewayFactory
+) -> None:
+    import subprocess
+
+    from demo import processes
+
+    first = start_gateway(policy(backend))
+    second = subprocess.run(
+        processes.warren("gateway", "--config", str(first.config)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 1
+    assert "address already in use" in second.stderr
+    assert first.get("app.example", "/still-serving").status_code == 200
