@@ -15,7 +15,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 
 from demo import processes
@@ -153,8 +153,8 @@ def save(name: str, result: Mapping[str, object]) -> Path:
 
 
 def _plain(value: object) -> object:
-    if hasattr(value, "__dataclass_fields__"):
-        return asdict(value)  # type: ignore[call-overload]
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
     return str(value)
 
 

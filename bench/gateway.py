@@ -14,6 +14,7 @@ import threading
 import time
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
 
 from bench import common
 from core import control
@@ -130,7 +131,7 @@ def throughput(quick: bool) -> dict[str, object]:
     }
 
 
-def decision_time(quick: bool) -> dict[str, object]:
+def decision_time(quick: bool) -> dict[str, Any]:
     sizes = (1_000, 10_000, 100_000)
     rng = random.Random(3)
     samples = []
@@ -138,7 +139,7 @@ def decision_time(quick: bool) -> dict[str, object]:
         ip = parse_address(str(IPv4Address(rng.randrange(9 << 24, 12 << 24))))
         path = rng.choice([PATH, f"/p{index * 6}/x", f"/api/v{index}/users", "/files2/a.tmp", "/"])
         samples.append((ip, path, rng.choice(["GET", "POST"])))
-    results: dict[str, object] = {}
+    results: dict[str, Any] = {}
     for size in sizes:
         policy = parse_policy(policy_text(size, 1), Capabilities())
         resource = policy.resources["app"]
@@ -161,13 +162,15 @@ def decision_time(quick: bool) -> dict[str, object]:
             "decide_us": statistics.median(batches),
             "host_path_and_decide_us": statistics.median(intake),
         }
-    small = results[str(sizes[0])]["decide_us"]  # type: ignore[index]
-    large = results[str(sizes[-1])]["decide_us"]  # type: ignore[index]
-    results["growth_100k_over_1k"] = large / small
+    results["growth_100k_over_1k"] = (
+        results[str(sizes[-1])]["decide_us"] / results[str(sizes[0])]["decide_us"]
+    )
     return results
 
 
 def hot_reload(quick: bool) -> dict[str, object]:
+    """20 reloads with the gateway idle (the time to validate and swap), then 20 while wrk keeps
+    it busy (failed requests; the reload shares the interpreter with requests, so it is slower)."""
     reloads = 20
     base = common.workdir("reload")
     with common.backend() as backend_port:
@@ -175,8 +178,16 @@ def hot_reload(quick: bool) -> dict[str, object]:
         args, port = warren_gateway(base, texts[0])
         with common.running(args, port, base / "gateway.log"):
             socket = base / "state" / "gateway.sock"
+
+            def reload(index: int) -> float:
+                (base / "policy.yaml").write_text(texts[(index + 1) % 2])
+                reply = control.call(socket, "reload", timeout=60)
+                if not reply["ok"]:
+                    raise RuntimeError(f"reload refused: {reply}")
+                return float(reply["seconds"])
+
+            idle = [reload(index) for index in range(reloads)]
             common.wrk(port, HOST, PATH, seconds=1)
-            seconds: list[float] = []
             loads: list[common.Load] = []
             done = threading.Event()
 
@@ -187,21 +198,14 @@ def hot_reload(quick: bool) -> dict[str, object]:
             worker = threading.Thread(target=load)
             worker.start()
             try:
-                for index in range(reloads):
-                    (base / "policy.yaml").write_text(texts[(index + 1) % 2])
-                    reply = control.call(socket, "reload", timeout=60)
-                    assert reply["ok"], reply
-                    seconds.append(float(reply["seconds"]))
+                busy = [reload(index) for index in range(reloads)]
             finally:
                 done.set()
                 worker.join()
     return {
         "reloads": reloads,
-        "validate_and_swap_s": {
-            "median": statistics.median(seconds),
-            "max": max(seconds),
-            "all": seconds,
-        },
+        "validate_and_swap_s": {"median": statistics.median(idle), "max": max(idle), "all": idle},
+        "under_load_s": {"median": statistics.median(busy), "max": max(busy), "all": busy},
         "requests_during_reloads": sum(load.requests for load in loads),
         "failed_requests": sum(load.non_2xx + load.socket_errors for load in loads),
         "p99_latency_ms_worst_window": max(load.latency_p99_ms for load in loads),
@@ -209,7 +213,7 @@ def hot_reload(quick: bool) -> dict[str, object]:
 
 
 def run(quick: bool) -> str:
-    results = {
+    results: dict[str, dict[str, Any]] = {
         "throughput": throughput(quick),
         "decision_time": decision_time(quick),
         "hot_reload": hot_reload(quick),
@@ -218,26 +222,17 @@ def run(quick: bool) -> str:
     return report(results)
 
 
-def report(results: dict[str, dict[str, object]]) -> str:
+def report(results: dict[str, dict[str, Any]]) -> str:
     t, d, r = results["throughput"], results["decision_time"], results["hot_reload"]
-    rps: dict[str, float] = t["median_rps"]  # type: ignore[assignment]
-    swap: dict[str, float] = r["validate_and_swap_s"]  # type: ignore[assignment]
+    rps, swap, busy = t["median_rps"], r["validate_and_swap_s"], r["under_load_s"]
     rows = [
-        [
-            "1. warren gateway, 10k rules vs bare mitmdump",
-            f"{t['ratio_10k_vs_mitmdump']:.2f}x",
-            ">= 1.5x",
-            f"{rps['warren-10k']:.0f} vs {rps['mitmdump']:.0f} req/s",
-        ],
-        [
-            "2. 10k rules vs empty policy (warren gateway)",
-            f"{t['ratio_10k_vs_empty']:.3f}",
-            ">= 0.95",
-            f"{rps['warren-10k']:.0f} vs {rps['warren-empty']:.0f} req/s",
-        ],
-    ]
+        ["1. warren gateway, 10k rules vs bare mitmdump", f"{t['ratio_10k_vs_mitmdump']:.2f}x",
+         ">= 1.5x", f"{rps['warren-10k']:.0f} vs {rps['mitmdump']:.0f} req/s"],
+        ["2. 10k rules vs empty policy (warren gateway)", f"{t['ratio_10k_vs_empty']:.3f}",
+         ">= 0.95", f"{rps['warren-10k']:.0f} vs {rps['warren-empty']:.0f} req/s"],
+    ]  # fmt: skip
     for size in ("1000", "10000", "100000"):
-        entry: dict[str, float] = d[size]  # type: ignore[assignment]
+        entry = d[size]
         rows.append(
             [
                 f"3. median decision time, {int(size):,} rules",
@@ -246,28 +241,13 @@ def report(results: dict[str, dict[str, object]]) -> str:
                 f"with host lookup and path: {entry['host_path_and_decide_us']:.2f} us",
             ]
         )
-    rows.append(
-        [
-            "3. growth 1k -> 100k rules",
-            f"{d['growth_100k_over_1k']:.2f}x",
-            "sub-linear (100x rules)",
-            "",
-        ]
-    )
-    rows.append(
-        [
-            "4. reload 100k rules: validate and swap",
-            f"{swap['median']:.3f} s (median)",
-            "< 1 s",
-            f"max {swap['max']:.3f} s over {r['reloads']} reloads",
-        ]
-    )
-    rows.append(
-        [
-            "4. failed requests during 20 reloads",
-            str(r["failed_requests"]),
-            "0",
-            f"of {r['requests_during_reloads']} requests",
-        ]
-    )
+    rows += [
+        ["3. growth 1k -> 100k rules", f"{d['growth_100k_over_1k']:.2f}x",
+         "sub-linear (100x rules)", ""],
+        ["4. reload 100k rules: validate and swap", f"{swap['median']:.3f} s (median)", "< 1 s",
+         f"max {swap['max']:.3f} s over {r['reloads']} reloads, gateway idle"],
+        ["4. failed requests, 20 reloads under load", str(r["failed_requests"]), "0",
+         f"of {r['requests_during_reloads']} requests; reloads took "
+         f"{busy['median']:.2f} s (median) sharing the core with requests"],
+    ]  # fmt: skip
     return common.table(rows, ["benchmark", "result", "target", "detail"])
