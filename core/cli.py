@@ -51,16 +51,16 @@ def check(
     ] = None,
 ) -> None:
     """Validate policy and settings files; every error with its file, key and reason."""
-    from core.policy.load import load_policy
+    from core.policy.load import build_policy, load_policy
     from core.settings import load_settings
     from core.yamlfile import load_yaml
 
     failed = False
     for path in files:
         try:
-            _text, data = load_yaml(path)
+            text, data = load_yaml(path)
             if _looks_like_policy(data):
-                policy = load_policy(path, node_capabilities(config))
+                policy = build_policy(text, data, path, node_capabilities(config))
                 typer.echo(
                     f"{path}: ok ({len(policy.resources)} resources, {policy.rule_count} rules)"
                 )

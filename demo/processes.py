@@ -45,15 +45,19 @@ def start(
     cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     output = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115
-    return subprocess.Popen(
-        list(args),
-        stdout=output,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-        start_new_session=True,
-    )
+    try:
+        return subprocess.Popen(
+            list(args),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
+        )
+    finally:
+        if not isinstance(output, int):
+            output.close()  # the child holds its own copy
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

@@ -26,6 +26,12 @@ def parse_policy(text: str, capabilities: Capabilities, path: Path | None = None
         return _build(text, parse_yaml(text, path), path, capabilities)
 
 
+def build_policy(text: str, data: object, path: Path | None, capabilities: Capabilities) -> Policy:
+    """From a file already read and parsed (`core.yamlfile.load_yaml`)."""
+    with _collector_paused():
+        return _build(text, data, path, capabilities)
+
+
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     # Building a large policy allocates hundreds of thousands of objects that all stay alive;
