@@ -178,6 +178,11 @@ def hot_reload(quick: bool) -> dict[str, object]:
         args, port = warren_gateway(base, texts[0])
         with common.running(args, port, base / "gateway.log"):
             socket = base / "state" / "gateway.sock"
+            deadline = time.monotonic() + 60
+            while not socket.exists():  # created by the running hook, just after the listener
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no control socket at {socket}")
+                time.sleep(0.05)
 
             def reload(index: int) -> float:
                 (base / "policy.yaml").write_text(texts[(index + 1) % 2])
