@@ -61,11 +61,12 @@ def status_from(gateway: Gateway, client: str, host: str) -> int:
     return response.status_code
 
 
+@pytest.mark.parametrize("kind", ["warren", "mitmdump"])
 def test_country_and_asn_rules_decide_by_the_forwarded_client(
-    tmp_path: Path, backend: Backend, start_gateway: GatewayFactory
+    tmp_path: Path, backend: Backend, start_gateway: GatewayFactory, kind: str
 ) -> None:
     _directory, settings = databases(tmp_path)
-    gateway = start_gateway(policy(backend), settings=settings)
+    gateway = start_gateway(policy(backend), settings=settings, kind=kind)
     expected = [
         ("81.2.69.142", "eu.example", 200),  # GB
         ("89.160.20.112", "eu.example", 200),  # SE
