@@ -5,7 +5,7 @@ cached answer never outlives the database that gave it.
 """
 
 from collections.abc import Callable, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 from ipaddress import ip_network
 from typing import NamedTuple
 
@@ -42,10 +42,14 @@ class Lookup:
     ) -> None:
         self.countries = tuple(countries)
         self.asns = tuple(asns)
+        # Partials over the tuples, not bound methods: no cycle through self, so an old Lookup
+        # (and the database copies it holds) is freed as soon as the last request drops it.
         self.country: Callable[[IPAddress], str | None] = _cached(
-            self._country, cache_size, self.countries
+            partial(_first_country, self.countries), cache_size, self.countries
         )
-        self.asn: Callable[[IPAddress], int | None] = _cached(self._asn, cache_size, self.asns)
+        self.asn: Callable[[IPAddress], int | None] = _cached(
+            partial(_first_asn, self.asns), cache_size, self.asns
+        )
 
     def facts(self, ip: IPAddress) -> GeoFacts:
         return GeoFacts(self.country(ip), self.asn(ip))
@@ -80,19 +84,21 @@ class Lookup:
             asn = f"AS{located.asn}{organization} from {located.asn_from.description}"
         return [f"country   {country}", f"asn       {asn}"]
 
-    def _country(self, ip: IPAddress) -> str | None:
-        for database in self.countries:
-            country = database.country(ip)
-            if country is not None:
-                return country
-        return None
 
-    def _asn(self, ip: IPAddress) -> int | None:
-        for database in self.asns:
-            found = database.asn(ip)
-            if found is not None:
-                return found[0]
-        return None
+def _first_country(databases: tuple[Database, ...], ip: IPAddress) -> str | None:
+    for database in databases:
+        country = database.country(ip)
+        if country is not None:
+            return country
+    return None
+
+
+def _first_asn(databases: tuple[Database, ...], ip: IPAddress) -> int | None:
+    for database in databases:
+        found = database.asn(ip)
+        if found is not None:
+            return found[0]
+    return None
 
 
 def _cached[T](

@@ -131,3 +131,21 @@ def test_watch_reloads_changed_files_and_survives_a_missing_one(
     with caplog.at_level(logging.INFO, "warren.geodb"):
         asyncio.run(scenario())
     assert geo.reloads == 2
+
+
+def test_a_replaced_database_is_freed_as_soon_as_nothing_uses_it(tmp_path: Path) -> None:
+    import gc
+    import weakref
+
+    geo, path = service(tmp_path)
+    geo.country(GB)
+    old_reader = weakref.ref(geo.current.countries[0].reader)
+    replace(path, build(tmp_path, "81.2.69.0/24,SE\n"))
+    enabled = gc.isenabled()
+    gc.disable()  # no cycle collector: reference counting alone must free the old copy
+    try:
+        assert geo.reload(path)
+        assert old_reader() is None
+    finally:
+        if enabled:
+            gc.enable()
