@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import typer
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-GEOIP = ROOT.parent / "shared" / "testdata" / "geoip"
+GEOIP = (ROOT.parent / "shared" / "testdata" / "geoip").resolve()  # as warren.yaml paths are
 
 COUNTRY = "GeoLite2-Country-Test.mmdb"
 ASN = "GeoLite2-ASN-Test.mmdb"
