@@ -119,9 +119,9 @@ def fetch(
                 )
             except fetching.FetchError as error:
                 failed = True
-                typer.secho(f"error: {target.name}: {error}", err=True, fg=typer.colors.RED)
+                on_progress.say(f"error: {target.name}: {error}", error=True)
                 continue
-            typer.echo(
+            on_progress.say(
                 f"installed {installed.path} ({installed.database_type}, "
                 f"{installed.networks} networks with {target.kind} data)"
             )
@@ -163,6 +163,15 @@ class _Bars:
     def __init__(self, bars: "Progress") -> None:
         self.bars = bars
         self.tasks: dict[str, TaskID] = {}
+
+    def say(self, message: str, *, error: bool = False) -> None:
+        """Above the bars while they show (on a terminal); plain stdout/stderr otherwise."""
+        if self.bars.live.is_started and not self.bars.disable:
+            self.bars.console.print(message, style="red" if error else None, markup=False)
+        elif error:
+            typer.secho(message, err=True, fg=typer.colors.RED)
+        else:
+            typer.echo(message)
 
     def __call__(self, label: str, done: int, total: int | None) -> None:
         if label not in self.tasks:
