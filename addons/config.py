@@ -124,4 +124,5 @@ class Config:
             "reloads": store.reloads,
             "failed_reloads": store.failed_reloads,
             "last_error": store.last_error,
+            **({"geoip": self.runtime.geo.status()} if self.runtime.geo is not None else {}),
         }

@@ -19,6 +19,7 @@ from addons.config import Config
 from addons.errorpages import ErrorPages
 from addons.failclosed import fail_closed
 from addons.gate import Gate
+from addons.geo import Geo
 from addons.health import Health
 from addons.routing import Routing
 from addons.rules import Rules
@@ -34,9 +35,10 @@ def features(runtime: Runtime) -> list[object]:
     return [
         ErrorPages(),
         Config(runtime),
+        Geo(runtime),
         ClientIp(runtime),
         Routing(),
-        Rules(),
+        Rules(runtime),
         Auth(),
         Upstream(runtime),
         Gate(),

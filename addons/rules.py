@@ -5,17 +5,31 @@ from mitmproxy import http
 from addons.exchange import exchange_of
 from addons.failclosed import fail_closed
 from addons.respond import refuse
+from addons.runtime import Runtime
 from core.policy.rules import Facts, Outcome
 
 
 class Rules:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
     @fail_closed
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         exchange = exchange_of(flow)
         if exchange is None or exchange.resource is None or flow.response is not None:
             return
-        facts = Facts(exchange.client.ip, exchange.match_path, flow.request.method)
-        verdict = exchange.policy.decide(exchange.resource, facts)
+        policy, ip = exchange.policy, exchange.client.ip
+        country = asn = None
+        geo = self.runtime.geo
+        # Only a policy with country/asn conditions pays for a lookup. Without databases those
+        # conditions cannot load; should it happen anyway, unknown lets no one in by accident.
+        if policy.uses_geo and geo is not None:
+            if policy.uses_country:
+                country = geo.country(ip)
+            if policy.uses_asn:
+                asn = geo.asn(ip)
+        facts = Facts(ip, exchange.match_path, flow.request.method, country, asn)
+        verdict = policy.decide(exchange.resource, facts)
         exchange.verdict = verdict
         if verdict.outcome is Outcome.DENY:
             refuse(flow, 403, reason=verdict.rule.key if verdict.rule else "deny")

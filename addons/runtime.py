@@ -6,6 +6,7 @@ from core.balance import Upstreams
 from core.policy.compiled import Policy
 from core.settings import Settings
 from core.store import PolicyStore
+from geodb.service import GeoService
 
 
 @dataclass(slots=True)
@@ -13,6 +14,7 @@ class Runtime:
     settings: Settings | None = None
     store: PolicyStore | None = None
     upstreams: Upstreams = field(default_factory=Upstreams)
+    geo: GeoService | None = None  # filled in by addons.geo.Geo when warren.yaml names databases
 
     @property
     def policy(self) -> Policy | None:

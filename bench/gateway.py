@@ -61,19 +61,20 @@ def policy_text(rules: int, backend_port: int, seed: int = 7) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _settings(directory: Path, port: int) -> Path:
+def _settings(directory: Path, port: int, extra: str = "") -> Path:
     path = directory / "warren.yaml"
     path.write_text(
         f"listen: 127.0.0.1:{port}\npolicy_file: policy.yaml\nstate_dir: state\nreload_poll: 1h\n"
+        + extra
     )
     return path
 
 
-def warren_gateway(directory: Path, policy: str) -> tuple[list[str], int]:
+def warren_gateway(directory: Path, policy: str, settings: str = "") -> tuple[list[str], int]:
     directory.mkdir(parents=True, exist_ok=True)
     port = processes.free_port()
     (directory / "policy.yaml").write_text(policy)
-    config = _settings(directory, port)
+    config = _settings(directory, port, settings)
     return processes.warren("gateway", "--config", str(config)), port
 
 

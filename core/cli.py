@@ -4,12 +4,15 @@
 import json
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, NoReturn
 
 import typer
 
 from core.policy.check import Capabilities
 from core.problems import ConfigError
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 app = typer.Typer(
     name="warren",
@@ -66,6 +69,7 @@ def check(
                 )
             else:
                 settings = load_settings(path)
+                _check_databases(settings, path)
                 load_policy(settings.policy_file, node_capabilities(path))
                 typer.echo(f"{path}: ok (policy {settings.policy_file}: ok)")
         except ConfigError as error:
@@ -73,6 +77,14 @@ def check(
             for problem in error.problems:
                 typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
     raise typer.Exit(1 if failed else 0)
+
+
+def _check_databases(settings: "Settings", path: Path) -> None:
+    """The geoip files must open as the gateway would open them (raises ConfigError)."""
+    if settings.geoip.country_db or settings.geoip.asn_db:
+        from geodb.service import open_all
+
+        open_all(settings.geoip, path)
 
 
 @app.command(rich_help_panel="Policy")
@@ -83,18 +95,38 @@ def explain(
     ip: Annotated[str, typer.Option(help="Client address.")] = "203.0.113.10",
     method: Annotated[str, typer.Option(help="HTTP method.")] = "GET",
     config: Annotated[Path | None, typer.Option("--config", "-c", help="warren.yaml")] = None,
+    country: Annotated[
+        str | None,
+        typer.Option(help="The client's country, instead of looking it up.", show_default=False),
+    ] = None,
+    asn: Annotated[
+        str | None,
+        typer.Option(help="The client's AS number, instead of looking it up.", show_default=False),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Say which rule decides a request, and what the gateway answers."""
     from core.explain import explain as explain_request
     from core.policy.load import load_policy
+    from core.policy.model import parse_asn, parse_country
 
     try:
-        policy = load_policy(policy_file, node_capabilities(config))
+        given_country = parse_country(country) if country is not None else None
+        given_asn = parse_asn(asn) if asn is not None else None
+    except ValueError as error:
+        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from None
+    capabilities = node_capabilities(config)
+    if country is not None or asn is not None:
+        # A what-if: geo rules are decided with the values given, anything not given unknown.
+        capabilities = Capabilities(country_db=True, asn_db=True)
+    try:
+        policy = load_policy(policy_file, capabilities)
     except ConfigError as error:
         fail_with(error)
     try:
-        result = explain_request(policy, host, path, ip, method)
+        geo = _geo_facts(config, ip, given_country, given_asn)
+        result = explain_request(policy, host, path, ip, method, geo.country, geo.asn)
     except ValueError as error:
         typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from None
@@ -102,6 +134,9 @@ def explain(
         typer.echo(json.dumps(result.as_dict(), indent=2))
         return
     typer.echo(f"request   {method.upper()} {host}{path} from {ip}")
+    if policy.uses_geo or geo.lines:
+        for line in geo.lines or _unknown_geo():
+            typer.echo(line)
     if result.resource:
         typer.echo(f"resource  {result.resource}")
     if result.path and result.path != path.partition("?")[0]:
@@ -109,6 +144,47 @@ def explain(
     if result.rule:
         typer.echo(f"rule      {result.rule}  {result.rule_text}")
     typer.echo(f"outcome   {result.summary}")
+
+
+class _Geo(NamedTuple):
+    country: str | None
+    asn: int | None
+    lines: list[str]  # for people: each value and where it came from
+
+
+def _geo_facts(config: Path | None, ip: str, country: str | None, asn: int | None) -> _Geo:
+    """The client's country and AS number as the gateway would see them: looked up in the
+    databases of warren.yaml, unless given on the command line."""
+    from core.ipsets import parse_address
+
+    found_country, found_asn, lines = country, asn, []
+    if config is not None:
+        from core.settings import load_settings
+        from geodb.service import GeoService
+
+        try:
+            service = GeoService.from_settings(load_settings(config).geoip, config)
+        except ConfigError as error:
+            fail_with(error)
+        if service is not None:
+            located = service.locate(parse_address(ip))
+            found_country = country if country is not None else located.country
+            found_asn = asn if asn is not None else located.asn
+            lines = service.current.describe(located)
+    if country is not None or asn is not None:
+        lines = lines or _unknown_geo()
+        if country is not None:
+            lines[0] = f"country   {country} (given)"
+        if asn is not None:
+            lines[1] = f"asn       AS{asn} (given)"
+    return _Geo(found_country, found_asn, lines)
+
+
+def _unknown_geo() -> list[str]:
+    return [
+        "country   unknown (no database: pass --config or --country)",
+        "asn       unknown (no database: pass --config or --asn)",
+    ]
 
 
 def _control(config: Path, command: str) -> dict[str, Any]:

@@ -20,12 +20,22 @@ class Explanation:
     rule: str | None = None
     rule_text: str | None = None
     notes: tuple[str, ...] = field(default=())
+    country: str | None = None  # what the rules saw; None is unknown
+    asn: int | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
-def explain(policy: Policy, host: str, path: str, ip: str, method: str) -> Explanation:
+def explain(
+    policy: Policy,
+    host: str,
+    path: str,
+    ip: str,
+    method: str,
+    country: str | None = None,
+    asn: int | None = None,
+) -> Explanation:
     client = parse_address(ip)
     resource = policy.resource_for(host)
     if resource is None:
@@ -34,12 +44,18 @@ def explain(policy: Policy, host: str, path: str, ip: str, method: str) -> Expla
         canonical = canonicalize(split_target(path)[0])
     except AmbiguousPath as error:
         return Explanation("bad-request", 400, f"refused with 400: {error}", resource.name)
-    facts = Facts(client, canonical.match, method.upper())
+    facts = Facts(client, canonical.match, method.upper(), country, asn)
     verdict = policy.decide(resource, facts)
     rule = verdict.rule.key if verdict.rule else None
     text = rule_text(verdict.rule.rule) if verdict.rule else None
     found = partial(
-        Explanation, resource=resource.name, path=canonical.path, rule=rule, rule_text=text
+        Explanation,
+        resource=resource.name,
+        path=canonical.path,
+        rule=rule,
+        rule_text=text,
+        country=country,
+        asn=asn,
     )
     if verdict.outcome is Outcome.DENY:
         return found("deny", 403, f"denied by {rule}: the gateway answers 403")

@@ -31,9 +31,23 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _database_files(value: Any) -> Any:
+    """One file or a list; from the environment, a comma-separated list."""
+    if value is None:
+        return ()
+    if isinstance(value, str | Path):
+        return [part.strip() for part in str(value).split(",") if part.strip()]
+    return value
+
+
+# Consulted in order: the first database that holds an address answers (your own ranges first).
+type DatabaseFiles = Annotated[tuple[Path, ...], NoDecode, BeforeValidator(_database_files)]
+
+
 class GeoIP(Section):
-    country_db: Path | None = None
-    asn_db: Path | None = None
+    country_db: DatabaseFiles = ()
+    asn_db: DatabaseFiles = ()
+    cache_size: int = Field(default=65536, ge=0)  # addresses remembered per kind (LRU)
 
 
 class Session(Section):
@@ -113,6 +127,9 @@ class Settings(BaseSettings):
         def under(path: Path | None) -> Path | None:
             return None if path is None else (base / path.expanduser()).resolve()
 
+        def all_under(paths: tuple[Path, ...]) -> tuple[Path, ...]:
+            return tuple((base / path.expanduser()).resolve() for path in paths)
+
         return self.model_copy(
             update={
                 "certs": tuple(under(p) for p in self.certs),
@@ -122,8 +139,8 @@ class Settings(BaseSettings):
                 "control_socket": under(self.control_socket),
                 "geoip": self.geoip.model_copy(
                     update={
-                        "country_db": under(self.geoip.country_db),
-                        "asn_db": under(self.geoip.asn_db),
+                        "country_db": all_under(self.geoip.country_db),
+                        "asn_db": all_under(self.geoip.asn_db),
                     }
                 ),
             }

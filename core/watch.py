@@ -25,17 +25,28 @@ def signature(path: Path) -> Signature:
 
 
 async def watch_file(
-    path: Path, interval: float, on_change: Callable[[], Awaitable[object]]
+    path: Path,
+    interval: float,
+    on_change: Callable[[], Awaitable[object]],
+    on_missing: Callable[[], object] | None = None,
 ) -> None:
-    """Call `on_change` on the first poll and whenever the file's metadata changes after.
+    """Call `on_change` on the first poll and whenever the file's metadata changes after;
+    `on_missing`, if given, once each time the file goes missing.
 
     The first call lets the owner compare against what it loaded: the file may have changed
     between loading it and starting to watch.
     """
     last: Signature = None
+    missing = False
     while True:
         await asyncio.sleep(interval)
         current = signature(path)
+        if current is None and not missing and on_missing is not None:
+            try:
+                on_missing()
+            except Exception:
+                log.exception("reacting to %s going missing failed", path)
+        missing = current is None
         if current != last and current is not None:
             last = current
             try:

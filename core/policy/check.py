@@ -20,9 +20,14 @@ class Capabilities:
 
 
 def node_capabilities(settings: "Settings | None") -> Capabilities:
-    """What a node with these settings can evaluate. The gateway cannot look up countries or
-    ASNs yet, so it refuses rules that need them whatever the settings say."""
-    return Capabilities()
+    """What a node with these settings can evaluate: country conditions with a country database
+    configured, asn conditions with an ASN database. Whether the files open is checked where
+    they are opened (the gateway's start, `warren check warren.yaml`)."""
+    if settings is None:
+        return Capabilities()
+    return Capabilities(
+        country_db=bool(settings.geoip.country_db), asn_db=bool(settings.geoip.asn_db)
+    )
 
 
 def check_policy(model: PolicyFile, capabilities: Capabilities) -> list[Problem]:
@@ -87,8 +92,10 @@ def _geo_conditions(model: PolicyFile, capabilities: Capabilities) -> Iterator[P
     for loc, rule in _all_rules(model):
         for condition in GEO_CONDITIONS:
             if getattr(rule, condition) is not None and not available[condition]:
+                key = "asn_db" if condition == "asn" else "country_db"
                 yield Problem(
                     (*loc, condition),
-                    f"{condition} rules are not supported yet: this node has no "
-                    f"{'ASN' if condition == 'asn' else 'country'} database to decide them",
+                    f"{condition} conditions need {'an ASN' if key == 'asn_db' else 'a country'}"
+                    f" database: configure geoip.{key} in warren.yaml (`warren geodb fetch` "
+                    "downloads one) and check with --config warren.yaml",
                 )

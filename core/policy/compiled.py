@@ -42,6 +42,14 @@ class Policy:
     global_rules: RuleSet
     resources: Mapping[str, CompiledResource]
     hosts: HostTable[CompiledResource] = field(repr=False)
+    # Whether any rule asks for the client's country / AS number: when neither, the gateway
+    # never looks an address up.
+    uses_country: bool = False
+    uses_asn: bool = False
+
+    @property
+    def uses_geo(self) -> bool:
+        return self.uses_country or self.uses_asn
 
     def resource_for(self, authority: str) -> CompiledResource | None:
         return self.hosts.lookup(authority)
@@ -66,6 +74,7 @@ def compile_policy(model: PolicyFile, source: Path | None = None, digest: str = 
         )
         for name, resource in model.resources.items()
     }
+    every_rule = [*model.rules, *(rule for r in model.resources.values() for rule in r.rules)]
     networks: list[IPNetwork] = [
         ip_network(entry) for entry in model.trusted_proxies if entry != "cloudflare"
     ]
@@ -82,4 +91,6 @@ def compile_policy(model: PolicyFile, source: Path | None = None, digest: str = 
             if compiled.model.protocol == "http"
             for host in compiled.model.host or ()
         ),
+        uses_country=any(r.country is not None or r.country_not is not None for r in every_rule),
+        uses_asn=any(r.asn is not None for r in every_rule),
     )

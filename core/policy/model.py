@@ -77,6 +77,9 @@ def _asn(value: Any) -> int:
     return int(text)
 
 
+parse_country, parse_asn = _country, _asn  # for the command line's --country / --asn
+
+
 def _path_pattern(value: Any) -> PathPattern:
     if isinstance(value, PathPattern):
         return value

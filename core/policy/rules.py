@@ -2,9 +2,11 @@
 
 Each rule is filed under one index by its most selective condition: its networks (a prefix map),
 its exact paths (a dict), the literal directory its path globs lie under (a dict probed once per
-ancestor of the request path), its countries or ASNs (dicts). Rules with none of those (say, only
-`method` or `not_cidr`) go on a short list checked in order. A lookup gathers the candidate lists,
-walks them merged in rule order, and stops at the first rule whose every condition holds.
+ancestor of the request path), its countries or ASNs (dicts; a deny rule is also filed under
+"unknown", since it fires on an address the databases cannot place). Rules with none of those
+(say, only `method` or `not_cidr`) go on a short list checked in order. A lookup gathers the
+candidate lists, walks them merged in rule order, and stops at the first rule whose every
+condition holds.
 """
 
 from collections.abc import Iterable, Sequence
@@ -119,11 +121,13 @@ class CompiledRule:
 
 class RuleSet:
     __slots__ = (
+        "_asn_unknown",
         "_by_asn",
         "_by_country",
         "_by_ip",
         "_by_path_dir",
         "_by_path_exact",
+        "_country_unknown",
         "_rest",
         "rules",
     )
@@ -137,6 +141,8 @@ class RuleSet:
         path_dir: dict[str, list[int]] = {}
         by_country: dict[str, list[int]] = {}
         by_asn: dict[int, list[int]] = {}
+        country_unknown: list[int] = []
+        asn_unknown: list[int] = []
         rest: list[int] = []
         for compiled in self.rules:
             rule, order = compiled.ref.rule, compiled.order
@@ -147,13 +153,16 @@ class RuleSet:
                 for pattern in rule.path:
                     table = path_exact if pattern.kind == "exact" else path_dir
                     table.setdefault(pattern.key, []).append(order)
-            elif rule.country is not None and compiled.outcome is not Outcome.DENY:
-                # Deny rules also fire on unknown countries, so they cannot be found by country.
+            elif rule.country is not None:
                 for country in rule.country:
                     by_country.setdefault(country, []).append(order)
-            elif rule.asn is not None and compiled.outcome is not Outcome.DENY:
+                if compiled.outcome is Outcome.DENY:  # deny rules also fire on unknown countries
+                    country_unknown.append(order)
+            elif rule.asn is not None:
                 for asn in rule.asn:
                     by_asn.setdefault(asn, []).append(order)
+                if compiled.outcome is Outcome.DENY:
+                    asn_unknown.append(order)
             else:
                 rest.append(order)
         self._by_ip = PrefixMap(ip_entries)
@@ -161,6 +170,8 @@ class RuleSet:
         self._by_path_dir = _freeze(path_dir)
         self._by_country = _freeze(by_country)
         self._by_asn = _freeze(by_asn)
+        self._country_unknown = tuple(country_unknown)
+        self._asn_unknown = tuple(asn_unknown)
         self._rest = tuple(rest)
 
     def __len__(self) -> int:
@@ -193,9 +204,15 @@ class RuleSet:
                 under = self._by_path_dir.get(key)
                 if under:
                     found.append(under)
-        if facts.country is not None and (country := self._by_country.get(facts.country)):
+        if facts.country is None:
+            if self._country_unknown:
+                found.append(self._country_unknown)
+        elif country := self._by_country.get(facts.country):
             found.append(country)
-        if facts.asn is not None and (asn := self._by_asn.get(facts.asn)):
+        if facts.asn is None:
+            if self._asn_unknown:
+                found.append(self._asn_unknown)
+        elif asn := self._by_asn.get(facts.asn):
             found.append(asn)
         if self._rest:
             found.append(self._rest)

@@ -38,9 +38,11 @@ resources:
 
 
 @contextmanager
-def pack(tmp_path: Path, policy: str = POLICY) -> Iterator[tuple[taddons.context, Runtime]]:
+def pack(
+    tmp_path: Path, policy: str = POLICY, settings: str = ""
+) -> Iterator[tuple[taddons.context, Runtime]]:
     (tmp_path / "policy.yaml").write_text(policy)
-    (tmp_path / "warren.yaml").write_text("policy_file: policy.yaml\nstate_dir: state\n")
+    (tmp_path / "warren.yaml").write_text(f"policy_file: policy.yaml\nstate_dir: state\n{settings}")
     runtime = Runtime()
     (warren,) = warren_addons(runtime)
     with taddons.context(warren) as context:

@@ -86,8 +86,18 @@ def test_cross_resource_problems() -> None:
 def test_geo_conditions_need_a_database() -> None:
     text = GOOD.replace("action: pass, method: GET", "action: pass, country: [DE, fr]")
     (problem,) = problems(text)
-    assert "resources.grafana.rules[2].country: country rules are not supported yet" in problem
-    assert parse_policy(text, Capabilities(country_db=True)).rule_count == 4
+    assert (
+        "resources.grafana.rules[2].country: country conditions need a country database: "
+        "configure geoip.country_db in warren.yaml" in problem
+    )
+    policy = parse_policy(text, Capabilities(country_db=True))
+    assert policy.rule_count == 4
+    assert (policy.uses_country, policy.uses_asn) == (True, False)
+    asn = GOOD.replace("action: pass, method: GET", "action: deny, asn: AS64500")
+    (problem,) = problems(asn, Capabilities(country_db=True))
+    assert "asn conditions need an ASN database: configure geoip.asn_db" in problem
+    assert parse_policy(asn, Capabilities(asn_db=True)).uses_asn
+    assert not parse_policy(GOOD, NO_GEO).uses_geo
 
 
 @pytest.mark.parametrize(
