@@ -81,10 +81,9 @@ def check(
 
 def _check_databases(settings: "Settings", path: Path) -> None:
     """The geoip files must open as the gateway would open them (raises ConfigError)."""
-    if settings.geoip.country_db or settings.geoip.asn_db:
-        from geodb.service import open_all
+    from core.geo import open_geo
 
-        open_all(settings.geoip, path)
+    open_geo(settings.geoip, path)
 
 
 @app.command(rich_help_panel="Policy")
@@ -159,18 +158,18 @@ def _geo_facts(config: Path | None, ip: str, country: str | None, asn: int | Non
 
     found_country, found_asn, lines = country, asn, []
     if config is not None:
+        from core.geo import open_geo
         from core.settings import load_settings
-        from geodb.service import GeoService
 
         try:
-            service = GeoService.from_settings(load_settings(config).geoip, config)
+            databases = open_geo(load_settings(config).geoip, config)
         except ConfigError as error:
             fail_with(error)
-        if service is not None:
-            located = service.locate(parse_address(ip))
-            found_country = country if country is not None else located.country
-            found_asn = asn if asn is not None else located.asn
-            lines = service.current.describe(located)
+        if databases is not None:
+            placed = databases.place(parse_address(ip))
+            found_country = country if country is not None else placed.country
+            found_asn = asn if asn is not None else placed.asn
+            lines = placed.lines
     if country is not None or asn is not None:
         lines = lines or _unknown_geo()
         if country is not None:

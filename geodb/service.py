@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from core.geo import Placed
 from core.ipsets import IPAddress
 from core.problems import ConfigError, Loc, Problem
 from core.settings import GeoIP
@@ -57,6 +58,11 @@ def _located(problems: list[Problem], source: Path | None) -> list[Problem]:
     return locate(text, problems, source) if text else problems
 
 
+def open_for_core(settings: GeoIP, source: Path | None) -> "GeoService":
+    """The `warren.geo` entry point: `core.geo.open_geo` calls this."""
+    return GeoService(settings, source)
+
+
 class GeoService:
     def __init__(self, settings: GeoIP, source: Path | None = None) -> None:
         self.settings = settings
@@ -85,6 +91,11 @@ class GeoService:
 
     def locate(self, ip: IPAddress) -> Located:
         return self.current.locate(ip)
+
+    def place(self, ip: IPAddress) -> Placed:
+        current = self.current
+        located = current.locate(ip)
+        return Placed(located.country, located.asn, current.describe(located))
 
     @property
     def paths(self) -> tuple[Path, ...]:
