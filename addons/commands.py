@@ -18,6 +18,8 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Run the gateway: mitmproxy with the Warren addons, nothing else."""
+        from mitmproxy.exceptions import OptionsError
+
         from addons.gateway import optimised, serve
         from core.problems import ConfigError
 
@@ -26,3 +28,6 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(serve(Path(config), verbose))
         except ConfigError as error:
             fail_with(error)
+        except OptionsError as error:  # the pack refused its configuration: say why, no trace
+            typer.secho(str(error), err=True, fg=typer.colors.RED)
+            raise typer.Exit(1) from None
