@@ -6,6 +6,7 @@ from core.balance import Upstreams
 from core.policy.compiled import Policy
 from core.settings import Settings
 from core.store import PolicyStore
+from core.tunnels import SiteTable
 
 
 @dataclass(slots=True)
@@ -13,6 +14,7 @@ class Runtime:
     settings: Settings | None = None
     store: PolicyStore | None = None
     upstreams: Upstreams = field(default_factory=Upstreams)
+    sites: SiteTable = field(default_factory=SiteTable)  # from the sidecar's sites.json
 
     @property
     def policy(self) -> Policy | None:

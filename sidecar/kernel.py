@@ -20,22 +20,31 @@ class KernelDevice:
         self.interface = interface
 
     def configure(self, private_key: str, listen_port: int | None, peers: Sequence[Peer]) -> None:
-        with WireGuard() as wg:
-            wg.set(self.interface, private_key=private_key, listen_port=listen_port)
+        def set_device() -> None:
+            with WireGuard() as wg:
+                wg.set(self.interface, private_key=private_key, listen_port=listen_port)
+
+        links.netlink(set_device)
         wanted = {peer.public_key for peer in peers}
         stale = [p.public_key for p in self.peers() if p.public_key not in wanted]
         self.set_peers(peers, stale)
 
     def set_peers(self, peers: Sequence[Peer], remove: Sequence[str] = ()) -> None:
-        with WireGuard() as wg:
-            for public_key in remove:
-                wg.set(self.interface, peer={"public_key": public_key, "remove": True})
-            for peer in peers:
-                wg.set(self.interface, peer=_netlink_peer(peer))
+        def set_all() -> None:
+            with WireGuard() as wg:
+                for public_key in remove:
+                    wg.set(self.interface, peer={"public_key": public_key, "remove": True})
+                for peer in peers:
+                    wg.set(self.interface, peer=_netlink_peer(peer))
+
+        links.netlink(set_all)
 
     def peers(self) -> list[PeerStatus]:
-        with WireGuard() as wg:
-            messages = wg.info(self.interface)
+        def info() -> list[Any]:
+            with WireGuard() as wg:
+                return list(wg.info(self.interface))
+
+        messages = links.netlink(info)
         return [
             _status(peer) for message in messages for peer in message.get("WGDEVICE_A_PEERS") or ()
         ]

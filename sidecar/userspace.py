@@ -108,6 +108,6 @@ class UserspaceDevice:
 
 def _relay_log(stream: IO[bytes]) -> None:
     for raw in stream:
-        line = raw.decode(errors="replace").rstrip()
-        if line.strip(" │┌┐└┘─") and "kernel has first class support" not in line:
+        line = raw.decode(errors="replace").strip()
+        if line and line[0] not in "│┌└":  # its boxed banner about the kernel module
             log.info("wireguard-go: %s", line)

@@ -1,6 +1,7 @@
 """A throwaway certificate for TLS tests."""
 
 import datetime
+import ipaddress
 import tempfile
 from pathlib import Path
 
@@ -22,7 +23,7 @@ def self_signed(names: list[str]) -> Path:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
+        .add_extension(x509.SubjectAlternativeName([_general_name(n) for n in names]), False)
         .sign(key, hashes.SHA256())
     )
     pem = key.private_bytes(
@@ -33,3 +34,10 @@ def self_signed(names: list[str]) -> Path:
     path = Path(tempfile.mkdtemp(prefix="warren-tls-")) / "cert.pem"
     path.write_bytes(pem)
     return path
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
