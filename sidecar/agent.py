@@ -97,7 +97,7 @@ class SiteAgent:
             while True:
                 answer = await self._register_until_accepted(http)
                 try:
-                    await self._apply(answer)
+                    await self._apply(answer, new_session=self.current is not None)
                 except (DeviceError, OSError) as error:
                     delay = self.backoff.next()
                     log.error("bringing up the tunnel failed: %s; again in %.1fs", error, delay)
@@ -146,7 +146,10 @@ class SiteAgent:
         except ValidationError as error:
             raise RegistrationError(f"the node's answer is not a registration: {error}") from None
 
-    async def _apply(self, answer: Registration) -> None:
+    async def _apply(self, answer: Registration, new_session: bool = False) -> None:
+        """Bring the tunnel to what the node answered. `new_session` drops the WireGuard session
+        so the next packet starts a handshake (after a dead tunnel: the node may have restarted
+        and forgotten it; WireGuard alone would wait up to 15 s to notice)."""
         endpoint = await self._endpoint(answer)
         fresh = self.device is None or not self.device.alive()
         if fresh:
@@ -159,7 +162,12 @@ class SiteAgent:
             answer.node_public_key, (f"{answer.node_address}/32",), endpoint, answer.keepalive
         )
         previous = self.current
-        if fresh or previous is None or previous.node_public_key != answer.node_public_key:
+        if (
+            fresh
+            or new_session
+            or previous is None
+            or previous.node_public_key != answer.node_public_key
+        ):
             self.device.configure(self.private_key, None, [peer])
         else:
             self.device.set_peers([peer])  # keeps the session: no new handshake needed

@@ -150,7 +150,10 @@ class NodeSidecar:
     async def _probe_all(self, timeout: float) -> None:
         # A peer that never completed a handshake has no endpoint: nothing to probe, and a probe
         # would only make WireGuard log that it cannot send.
-        reached = {peer.public_key for peer in self.device.peers() if peer.endpoint is not None}
+        endpoints = {p.public_key: p.endpoint for p in self.device.peers() if p.endpoint}
+        if self.registry.note_endpoints(endpoints):
+            self.registry.save()
+        reached = set(endpoints)
         names = list(self.registry.sites)
         results = await asyncio.gather(
             *(
@@ -208,7 +211,7 @@ async def _false() -> bool:
 
 
 def _peer(allocation: Allocation) -> Peer:
-    return Peer(allocation.public_key, (f"{allocation.address}/32",))
+    return Peer(allocation.public_key, (f"{allocation.address}/32",), allocation.endpoint)
 
 
 def _site_status(

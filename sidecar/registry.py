@@ -36,6 +36,9 @@ class Allocation:
     public_key: str
     secret_sha256: str
     forwards: tuple[Forward, ...] = ()
+    # Where the site's packets last came from: restored with the peer, so that after a restart
+    # the node can send first instead of waiting for the site to notice and handshake again.
+    endpoint: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +46,7 @@ class Allocation:
             "public_key": self.public_key,
             "secret_sha256": self.secret_sha256,
             "forwards": [forward.as_dict() for forward in self.forwards],
+            "endpoint": self.endpoint,
         }
 
     @classmethod
@@ -57,6 +61,7 @@ class Allocation:
                 )
                 for f in data.get("forwards", ())
             ),
+            endpoint=data.get("endpoint"),
         )
 
 
@@ -127,7 +132,8 @@ class Registry:
         forwards = assign_ports(
             wanted_forwards(model, site), current.forwards if current is not None else ()
         )
-        allocation = Allocation(address, public_key, secret_sha256, forwards)
+        endpoint = current.endpoint if current and current.public_key == public_key else None
+        allocation = Allocation(address, public_key, secret_sha256, forwards, endpoint)
         self.sites[site] = allocation
         replaced = current.public_key if current and current.public_key != public_key else None
         return allocation, replaced
@@ -147,6 +153,17 @@ class Registry:
             if forwards != allocation.forwards:
                 self.sites[name] = replace(allocation, forwards=forwards)
         return removed
+
+    def note_endpoints(self, endpoints: dict[str, str]) -> bool:
+        """Remember where each site's packets come from (public key -> endpoint); True if any
+        changed."""
+        changed = False
+        for name, allocation in list(self.sites.items()):
+            endpoint = endpoints.get(allocation.public_key)
+            if endpoint is not None and endpoint != allocation.endpoint:
+                self.sites[name] = replace(allocation, endpoint=endpoint)
+                changed = True
+        return changed
 
     def _free_address(self) -> IPv4Address:
         taken = {allocation.address for allocation in self.sites.values()}

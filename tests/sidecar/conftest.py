@@ -4,7 +4,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.sidecar.netns import Lab, require
+from demo.netlab import Lab
+from tests.sidecar.netns import require
 
 
 @pytest.fixture

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from demo.netlab import Lab
 from sidecar import keys, links
 from sidecar.device import DeviceError, KernelUnsupported, Peer, choose_backend, open_device
 from tests.conftest import eventually
-from tests.sidecar.netns import Lab, missing
+from tests.sidecar.netns import missing
 
 
 def never() -> bool:
