@@ -87,14 +87,18 @@ class SiteTable:
         return None if port is None else (route.address, port)
 
     def unroutable(self, policy: Policy) -> frozenset[TargetKey]:
-        """Targets of the policy that cannot be reached now: their site is offline or unknown."""
-        return frozenset(
-            target_key(target)
-            for resource in policy.resources.values()
-            for target in resource.targets
-            if target.site is not None
-            and self.resolve(target, forward_protocol(resource.model)) is None
-        )
+        """Targets of the policy that cannot be reached now: their site is offline or unknown.
+        (A target used over TCP and UDP counts as reachable if either way is; the connection
+        that cannot be carried is refused when it resolves.)"""
+        reachable: dict[TargetKey, bool] = {}
+        for resource in policy.resources.values():
+            protocol = forward_protocol(resource.model)
+            for target in resource.targets:
+                if target.site is not None:
+                    key = target_key(target)
+                    found = self.resolve(target, protocol) is not None
+                    reachable[key] = reachable.get(key, False) or found
+        return frozenset(key for key, found in reachable.items() if not found)
 
 
 def sites_file(state_dir: Path) -> Path:
@@ -153,3 +157,44 @@ def parse_protocol(value: object) -> Protocol:
 
 def load_sites(path: Path) -> SiteTable:
     return decode_sites(path.read_bytes())
+
+
+def format_sites(sites: list[dict[str, Any]]) -> str:
+    """`warren status`'s table of sites, from the sidecar's status answer."""
+    rows = [["site", "online", "tunnel address", "last handshake", "in", "out", "endpoint"]]
+    for site in sites:
+        rows.append(
+            [
+                str(site.get("site")),
+                "yes" if site.get("online") else "NO",
+                str(site.get("address") or "not registered"),
+                _age(site.get("handshake_age")),
+                _bytes(int(site.get("rx_bytes") or 0)),
+                _bytes(int(site.get("tx_bytes") or 0)),
+                str(site.get("endpoint") or "-"),
+            ]
+        )
+    if len(rows) == 1:
+        return "no sites in the policy"
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+def _age(seconds: object) -> str:
+    if not isinstance(seconds, int | float):
+        return "never"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return f"{int(seconds)}s ago"
+
+
+def _bytes(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{count} B"

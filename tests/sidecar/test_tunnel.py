@@ -5,13 +5,13 @@ the tunnel the site dials.
 One topology serves the module; every test leaves it working for the next one.
 """
 
+import re
 import socket
 import ssl
-import tempfile
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -70,10 +70,10 @@ class Tunnel:
 
 
 @pytest.fixture(scope="module")
-def tunnel() -> Iterator[Tunnel]:
+def tunnel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tunnel]:
     require()
     lab = Lab()
-    directory = Path(tempfile.mkdtemp(prefix="warren-tunnel-"))
+    directory = tmp_path_factory.mktemp("tunnel")
     built: TunnelLab | None = None
     try:
         built = TunnelLab.build(lab, directory)
@@ -120,6 +120,14 @@ def test_a_request_from_the_user_reaches_the_private_backend_through_the_tunnel(
     assert state["last_handshake"] is not None
     assert state["rx_bytes"] > 0
     assert state["tx_bytes"] > 0
+    shown = subprocess.run(
+        processes.warren("status", "--config", str(tunnel.lab.config)),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "failed_reloads" in shown  # the gateway's part is still there
+    assert re.search(r"^home\s+yes\s+100\.89\.0\.2\s+\d+[smh] ago\s+\S+ \S*B", shown, re.M), shown
 
 
 def test_the_node_has_no_way_to_the_site_but_the_tunnel(tunnel: Tunnel) -> None:
