@@ -60,7 +60,7 @@ class Tunnel:
     def online(self) -> bool:
         try:
             return bool(self.lab.site_state("home")["online"])
-        except OSError:  # the sidecar is (re)starting
+        except (OSError, ValueError):  # the sidecar is (re)starting, or the site is not listed
             return False
 
     def reaches_backend(self, host: str = "app.example") -> bool:
@@ -167,9 +167,38 @@ def test_registration_without_the_secret_changes_nothing(tunnel: Tunnel) -> None
                 headers={"authorization": f"Bearer {secret}"} if secret else {},
             )
             assert response.status_code == 401, response.text
-    status = tunnel.lab.sidecar_status()
-    assert [site["site"] for site in status["sites"]] == ["home"]
+        good = {"authorization": f"Bearer {tunnel.secret}"}
+        register = f"https://{NODE_FOR_USER}:{GATEWAY_PORT}/.warren/sites/register"
+        for body in ("not json", '{"site": "home"}', '{"site": "home", "public_key": "c2hvcnQ="}'):
+            response = client.post(register, content=body, headers=good)
+            assert response.status_code == 400, response.text
+    peers = device_peers(tunnel.lab)
+    assert intruder not in peers
+    assert len(peers) == 1
     assert tunnel.online()
+
+
+def device_peers(lab: TunnelLab) -> list[str]:
+    # wireguard-go's UAPI socket is reachable from any namespace: ask the node's interface.
+    from sidecar import uapi
+
+    path = uapi.socket_path(lab.lab.interface("n"))
+    return [peer.public_key for peer in uapi.parse_peers(uapi.exchange(path, "get=1\n\n"))]
+
+
+def test_a_site_removed_from_the_policy_loses_its_peer_and_comes_back_when_added(
+    tunnel: Tunnel,
+) -> None:
+    lab = tunnel.lab
+    without = policy(tunnel.secret_hash)
+    without = without[: without.index("sites:")]  # no sites, no resources on them
+    lab.policy_file.write_text(without)
+    eventually(lambda: device_peers(lab) == [], timeout=20)
+    assert lab.sidecar_status()["sites"] == []
+    lab.policy_file.write_text(policy(tunnel.secret_hash))
+    assert eventually(tunnel.online, timeout=60, interval=0.5)
+    assert eventually(tunnel.reaches_backend, timeout=20)
+    assert lab.agents["home"].poll() is None
 
 
 def test_changed_forwards_reach_the_agent_without_a_restart(tunnel: Tunnel) -> None:
