@@ -8,6 +8,7 @@ Each answers what it receives, prefixed with `echo:`; the TCP server sends a gre
 
 import argparse
 import asyncio
+import resource
 
 
 class _Tcp(asyncio.Protocol):
@@ -49,6 +50,8 @@ def main() -> None:
     parser.add_argument("--udp", type=int)
     parser.add_argument("--greet", action="store_true")
     args = parser.parse_args()
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # benchmarks hold many connections
     asyncio.run(serve(args.host, args.tcp, args.udp, args.greet))
 
 

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import resource
 
 from sidecar.agent import AgentOptions, SiteAgent
 from sidecar.running import setup_logging, stop_event
@@ -27,8 +28,17 @@ async def _run(options: AgentOptions) -> int:
     return 0
 
 
+def raise_file_limit() -> None:
+    """Each forwarded TCP connection holds two descriptors; the usual soft limit of 1024 would
+    cap the agent near 500 connections."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def serve(options: AgentOptions, verbose: bool = False) -> int:
     setup_logging(verbose)
+    raise_file_limit()
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(_run(options))
     return 0
