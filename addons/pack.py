@@ -46,8 +46,8 @@ def features(runtime: Runtime) -> list[object]:
         Auth(),
         Upstream(runtime),
         Gate(),
+        Tunnels(runtime),  # before Health: its first probes already see where sites are
         Health(runtime),
-        Tunnels(runtime),
         RawResources(runtime),
     ]
 

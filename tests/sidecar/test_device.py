@@ -149,3 +149,18 @@ def test_userspace_wireguard_between_two_namespaces(lab: Lab) -> None:
             assert links.index_of(device_a.interface) is None
         with b.entered():
             device_b.close()
+
+
+def test_an_interface_left_running_is_adopted_and_a_name_taken_elsewhere_refused(lab: Lab) -> None:
+    a, b = lab.namespace("a"), lab.namespace("b")
+    name = lab.interface("x")
+    with a.entered():
+        first = open_device(name, "auto")
+        adopted = open_device(name, "auto")  # a sidecar restarted after a crash finds it
+        assert adopted.backend == "userspace"
+        assert adopted.peers() == []
+    with b.entered(), pytest.raises(DeviceError, match="another network namespace"):
+        open_device(name, "auto")
+    with a.entered():
+        first.close()
+        assert links.index_of(name) is None

@@ -231,6 +231,27 @@ def test_a_sidecar_restart_keeps_the_site_reachable_at_the_same_address(tunnel: 
     assert eventually(tunnel.reaches_backend, timeout=20)
 
 
+@pytest.mark.parametrize("side", ["node", "site"])
+def test_a_deleted_interface_is_made_again(tunnel: Tunnel, side: str) -> None:
+    lab = tunnel.lab
+    namespace, interface = (
+        (lab.node, lab.lab.interface("n"))
+        if side == "node"
+        else (lab.site, lab.lab.interface("s0"))
+    )
+
+    def index() -> str | None:
+        try:
+            return namespace.ip("-o", "link", "show", interface).split(":")[0]
+        except RuntimeError:
+            return None
+
+    before = index()
+    namespace.ip("link", "del", interface)  # wireguard-go exits with it
+    eventually(lambda: index() not in (None, before), timeout=30, interval=0.5)
+    assert eventually(tunnel.reaches_backend, timeout=60, interval=0.5)
+
+
 def test_traffic_flows_again_after_the_link_is_cut_for_30_seconds(tunnel: Tunnel) -> None:
     lab = tunnel.lab
     running = [p.pid for p in (lab.gateway, lab.sidecar, lab.agents["home"]) if p is not None]
