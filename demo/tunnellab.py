@@ -57,7 +57,8 @@ class TunnelLab:
         _node_end, uplink = lab.link(node, f"{NODE}/24", router, f"{ROUTER_UPLINK}/24")
         lab.link(router, f"{ROUTER_SITE_SIDE}/24", site, f"{SITE}/24")
         site.ip("route", "add", "default", "via", ROUTER_SITE_SIDE)
-        router.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True)
+        # /proc/sys/net is the namespace's own (no need for procps' sysctl).
+        router.run(["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"], check=True)
         router.run(
             ["nft", "-f", "-"],
             check=True,
