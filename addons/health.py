@@ -13,7 +13,8 @@ class Health:
         store = self.runtime.store
         if store is None:
             return
-        self.monitor = HealthMonitor(self.runtime.upstreams)
+        runtime = self.runtime
+        self.monitor = HealthMonitor(runtime.upstreams, resolve=lambda t: runtime.sites.resolve(t))
         self.monitor.update(store.current)
         store.subscribe(self.monitor.update)
 

@@ -21,14 +21,19 @@ from addons.failclosed import fail_closed
 from addons.gate import Gate
 from addons.geo import Geo
 from addons.health import Health
+from addons.raw import RawResources
 from addons.routing import Routing
 from addons.rules import Rules
 from addons.runtime import Runtime
+from addons.siteapi import SiteApi
+from addons.tunnels import Tunnels
 from addons.upstream import Upstream
 
 # The events Warren's features handle. A feature may handle any of them; the pack forwards.
 _LIFECYCLE = ("load", "configure", "running", "done")
 _FLOW = ("requestheaders", "request", "response", "error")
+# Per connection, not per request: raw TCP/UDP resources decide and route here.
+_CONNECTION = ("client_connected", "client_disconnected", "server_connect", "next_layer")
 
 
 def features(runtime: Runtime) -> list[object]:
@@ -37,12 +42,15 @@ def features(runtime: Runtime) -> list[object]:
         Config(runtime),
         Geo(runtime),
         ClientIp(runtime),
+        SiteApi(runtime),
         Routing(),
         Rules(runtime),
         Auth(),
         Upstream(runtime),
         Gate(),
+        Tunnels(runtime),  # before Health: its first probes already see where sites are
         Health(runtime),
+        RawResources(runtime),
     ]
 
 
@@ -51,7 +59,7 @@ class Warren:
         self.parts = list(parts)
         self._handlers: dict[str, list[Callable[..., Any]]] = {
             event: [getattr(p, event) for p in self.parts if callable(getattr(p, event, None))]
-            for event in (*_LIFECYCLE, *_FLOW)
+            for event in (*_LIFECYCLE, *_FLOW, *_CONNECTION)
         }
         self._async = {
             event: any(inspect.iscoroutinefunction(h) for h in handlers)
@@ -69,6 +77,18 @@ class Warren:
 
     async def done(self) -> None:
         await self._call_async("done")
+
+    def client_connected(self, client: Any) -> None:
+        self._call("client_connected", client)
+
+    def client_disconnected(self, client: Any) -> None:
+        self._call("client_disconnected", client)
+
+    def server_connect(self, data: Any) -> None:
+        self._call("server_connect", data)
+
+    def next_layer(self, nextlayer: Any) -> None:
+        self._call("next_layer", nextlayer)
 
     @fail_closed
     async def requestheaders(self, flow: http.HTTPFlow) -> None:

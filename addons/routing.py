@@ -12,8 +12,8 @@ class Routing:
     @fail_closed
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         exchange = exchange_of(flow)
-        if exchange is None or flow.response is not None:
-            return
+        if exchange is None or flow.response is not None or exchange.resource is not None:
+            return  # answered, or routed by Warren itself (addons.siteapi)
         host = flow.request.host_header
         resource = exchange.policy.resource_for(host) if host else None
         if resource is None:

@@ -6,6 +6,7 @@ from core.balance import Upstreams
 from core.policy.compiled import Policy
 from core.settings import Settings
 from core.store import PolicyStore
+from core.tunnels import SiteTable
 from geodb.service import GeoService
 
 
@@ -15,6 +16,7 @@ class Runtime:
     store: PolicyStore | None = None
     upstreams: Upstreams = field(default_factory=Upstreams)
     geo: GeoService | None = None  # filled in by addons.geo.Geo when warren.yaml names databases
+    sites: SiteTable = field(default_factory=SiteTable)  # from the sidecar's sites.json
 
     @property
     def policy(self) -> Policy | None:

@@ -25,8 +25,13 @@ class Upstream:
         if target is None:
             refuse(flow, 503, reason=f"no healthy target for {exchange.resource.name}")
             return
+        # A target on a site is reached through the site's tunnel (core.tunnels).
+        address = self.runtime.sites.resolve(target)
+        if address is None:
+            refuse(flow, 503, reason=f"site {target.site} of {exchange.resource.name} is offline")
+            return
         _rewrite_headers(flow, exchange)
-        _point_at(flow.request, target)
+        _point_at(flow.request, target, address)
         exchange.target = target
         exchange.routed = True
         self.runtime.upstreams.started(target_key(target))
@@ -55,10 +60,9 @@ def _rewrite_headers(flow: http.HTTPFlow, exchange: Exchange) -> None:
     )
 
 
-def _point_at(request: http.Request, target: Target) -> None:
+def _point_at(request: http.Request, target: Target, address: tuple[str, int]) -> None:
     # Setting the destination rewrites Host/:authority; the backend must see the client's.
     host_header = request.host_header
     request.scheme = target.scheme
-    request.host = target.host
-    request.port = target.port
+    request.host, request.port = address
     request.host_header = host_header

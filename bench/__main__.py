@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-SUITES = ["gateway", "geo"]
+SUITES = ["gateway", "geo", "tunnel"]
 
 
 def main() -> int:

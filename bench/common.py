@@ -76,12 +76,14 @@ def wrk(
     seconds: float = 5,
     connections: int = 16,
     script: Path | None = None,
+    address: str = "127.0.0.1",
+    within: Sequence[str] = (),  # a command prefix, e.g. `ip netns exec NAME`
 ) -> Load:
     args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"Host: {host}"]
     if script is not None:
         args += ["-s", str(script)]
     output = subprocess.run(
-        pinned([*args, f"http://127.0.0.1:{port}{path}"], LOAD_CORE),
+        [*within, *pinned([*args, f"http://{address}:{port}{path}"], LOAD_CORE)],
         capture_output=True,
         text=True,
         check=True,

@@ -20,15 +20,17 @@ def target_key(target: Target) -> TargetKey:
 
 class Upstreams:
     def __init__(self) -> None:
-        self._down: set[TargetKey] = set()
+        self._down: set[TargetKey] = set()  # failed their health check
+        self._unroutable: frozenset[TargetKey] = frozenset()  # on a site that is offline
+        self._out: frozenset[TargetKey] = frozenset()  # either; what `pick` skips
         self._active: defaultdict[TargetKey, int] = defaultdict(int)
         self._turn: defaultdict[str, int] = defaultdict(int)
 
     def pick(self, resource: CompiledResource, client: IPAddress) -> Target | None:
         targets = resource.targets
-        if len(targets) == 1 and not self._down:
+        if len(targets) == 1 and not self._out:
             return targets[0]
-        healthy = [t for t in targets if target_key(t) not in self._down]
+        healthy = [t for t in targets if target_key(t) not in self._out]
         if not healthy:
             return None
         strategy = resource.model.balance
@@ -48,10 +50,18 @@ class Upstreams:
             self._active[key] -= 1
 
     def set_health(self, key: TargetKey, up: bool) -> None:
+        if up == (key not in self._down):
+            return
         if up:
             self._down.discard(key)
         else:
             self._down.add(key)
+        self._out = frozenset(self._down) | self._unroutable
+
+    def set_unroutable(self, keys: frozenset[TargetKey]) -> None:
+        """Targets whose site's tunnel is down (core.tunnels): out of routing until it is back."""
+        self._unroutable = keys
+        self._out = frozenset(self._down) | keys
 
     def is_up(self, key: TargetKey) -> bool:
         return key not in self._down

@@ -2,6 +2,7 @@
 `warren.commands` entry points, so this module imports none of them."""
 
 import json
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, NoReturn
@@ -186,7 +187,9 @@ def _unknown_geo() -> list[str]:
     ]
 
 
-def _control(config: Path, command: str) -> dict[str, Any]:
+def _control(
+    config: Path, command: str, after_error: Callable[[], None] | None = None
+) -> dict[str, Any]:
     from core import control
     from core.settings import load_settings
 
@@ -202,6 +205,8 @@ def _control(config: Path, command: str) -> dict[str, Any]:
             err=True,
             fg=typer.colors.RED,
         )
+        if after_error is not None:
+            after_error()
         raise typer.Exit(1) from None
 
 
@@ -223,11 +228,39 @@ def reload(config: ConfigOption = DEFAULT_CONFIG) -> None:
 
 @app.command(rich_help_panel="Run")
 def status(config: ConfigOption = DEFAULT_CONFIG) -> None:
-    """Show the running gateway's policy and reload counters."""
-    reply = _control(config, "status")
+    """Show the running gateway's policy and reload counters, and each site's tunnel."""
+    from core import control
+    from core.settings import load_settings
+    from core.tunnels import sidecar_socket
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as error:
+        fail_with(error)
+    try:
+        sites: dict[str, Any] | None = control.call(sidecar_socket(settings.state_dir), "status")
+    except OSError:
+        sites = None  # no sidecar on this node (or not running): said below if it matters
+    reply = _control(config, "status", after_error=lambda: _echo_sites(sites, settings.state_dir))
     for key, value in reply.items():
         if key != "ok":
             typer.echo(f"{key:15} {value}")
+    _echo_sites(sites, settings.state_dir)
+
+
+def _echo_sites(reply: dict[str, Any] | None, state_dir: Path) -> None:
+    from core.tunnels import format_sites, sidecar_socket
+
+    if reply is None:
+        if (state_dir / "sidecar").exists():  # a sidecar ran here before
+            typer.echo(f"sites           no sidecar answers on {sidecar_socket(state_dir)}")
+        return
+    typer.echo(
+        f"tunnel          {reply.get('interface')} ({reply.get('backend')} WireGuard), "
+        f"{reply.get('address')}"
+    )
+    typer.echo("")
+    typer.echo(format_sites(reply.get("sites") or []))
 
 
 def main() -> None:

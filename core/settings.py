@@ -55,13 +55,6 @@ class Session(Section):
     cookie_domain: str | None = None
 
 
-class WireGuard(Section):
-    interface: str = Field(default="warren0", pattern=r"^[a-zA-Z0-9_.-]{1,15}$")
-    listen_port: int = Field(default=51820, ge=1, le=65535)
-    subnet: IPv4Network = IPv4Network("100.89.0.0/16")
-    backend: Literal["auto", "kernel", "userspace"] = "auto"
-
-
 class Listen(Section):
     host: str
     port: int
@@ -77,6 +70,28 @@ def _listen(value: Any) -> Any:
     if not colon or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"{value!r} is not HOST:PORT, e.g. 0.0.0.0:443")
     return {"host": host.strip("[]") or "0.0.0.0", "port": int(port)}
+
+
+def _endpoint(value: Any) -> Any:
+    if isinstance(value, str):
+        host, colon, port = value.strip().rpartition(":")
+        if not colon or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{value!r} is not HOST:PORT, e.g. node.example.com:51820")
+    return value
+
+
+class WireGuard(Section):
+    interface: str = Field(default="warren0", pattern=r"^[a-zA-Z0-9_.-]{1,15}$")
+    listen_port: int = Field(default=51820, ge=1, le=65535)
+    subnet: IPv4Network = IPv4Network("100.89.0.0/16")
+    backend: Literal["auto", "kernel", "userspace"] = "auto"
+    # Where sites send WireGuard packets; unset: the host they registered through, listen_port.
+    endpoint: Annotated[str | None, BeforeValidator(_endpoint)] = None
+    # The sidecar's registration API; the gateway carries /.warren/sites/ to it.
+    api: Annotated[Listen, NoDecode, BeforeValidator(_listen)] = Listen(
+        host="127.0.0.1", port=51821
+    )
+    probe_interval: Duration = timedelta(seconds=2)
 
 
 _yaml_values: ContextVar[dict[str, Any] | None] = ContextVar("warren_yaml_values", default=None)

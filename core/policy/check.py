@@ -35,6 +35,7 @@ def check_policy(model: PolicyFile, capabilities: Capabilities) -> list[Problem]
         *_duplicate_hosts(model),
         *_duplicate_ports(model),
         *_unknown_sites(model),
+        *_raw_resources(model),
         *_geo_conditions(model, capabilities),
     ]
 
@@ -73,6 +74,32 @@ def _unknown_sites(model: PolicyFile) -> Iterator[Problem]:
                     ("resources", name, "targets", index, "site"),
                     f"no site named {target.site!r} under sites",
                 )
+
+
+def _raw_resources(model: PolicyFile) -> Iterator[Problem]:
+    """A tcp/udp connection has no path, no method, and no way to sign in (core.connections)."""
+    for name, resource in model.resources.items():
+        kind = resource.protocol
+        if kind == "http":
+            continue
+        if resource.auth is not None and resource.auth != "public":
+            yield Problem(
+                ("resources", name, "auth"),
+                f"a {kind} connection cannot sign in: use auth: public, or allow rules "
+                "for the networks that may connect",
+            )
+        if resource.health is not None:
+            yield Problem(
+                ("resources", name, "health"),
+                f"health checks speak HTTP; a {kind} resource cannot have one",
+            )
+        for index, rule in enumerate(resource.rules):
+            for condition in ("path", "method"):
+                if getattr(rule, condition) is not None:
+                    yield Problem(
+                        ("resources", name, "rules", index, condition),
+                        f"a {kind} connection has no {condition}; this rule could never hold",
+                    )
 
 
 def _all_rules(model: PolicyFile) -> Iterator[tuple[Loc, Rule]]:

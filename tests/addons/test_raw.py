@@ -1,0 +1,176 @@
+"""Raw TCP and UDP resources on a real gateway process, on loopback: listeners from the policy
+(and on reload), the rules decided per connection, bytes relayed untouched, fail closed."""
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from addons import raw
+from addons.pack import warren_addons
+from core.tunnels import Forward, encode_sites
+from demo import processes
+from tests.conftest import GatewayFactory, eventually
+
+warren_addons()  # registers the guarded hooks
+
+
+class Echo:
+    def __init__(self, tcp: int, udp: int) -> None:
+        self.tcp, self.udp = tcp, udp
+
+
+@pytest.fixture(scope="module")
+def echo() -> Iterator[Echo]:
+    tcp, udp = processes.free_port(), processes.free_port(socket.SOCK_DGRAM)
+    process = processes.start(
+        processes.python("-m", "demo.echo", "--tcp", str(tcp), "--udp", str(udp))
+    )
+    processes.wait_for_port(tcp, process)
+    yield Echo(tcp, udp)
+    processes.stop(process)
+
+
+def policy(echo: Echo, ports: dict[str, int], extra: str = "") -> str:
+    return f"""\
+version: 1
+rules:
+  - {{action: deny, cidr: 127.0.0.2/32}}
+resources:
+  game:
+    protocol: tcp
+    port: {ports["game"]}
+    auth: public
+    targets: [{{host: 127.0.0.1, port: {echo.tcp}}}]
+  voice:
+    protocol: udp
+    port: {ports["voice"]}
+    rules: [{{action: allow, cidr: 127.0.0.0/8}}]
+    targets: [{{host: 127.0.0.1, port: {echo.udp}}}]
+  members:
+    protocol: tcp
+    port: {ports["members"]}
+    rules: [{{action: allow, ip: 127.0.0.5}}]
+    targets: [{{host: 127.0.0.1, port: {echo.tcp}}}]
+{extra}"""
+
+
+def fresh_ports() -> dict[str, int]:
+    return {
+        "game": processes.free_port(),
+        "voice": processes.free_port(socket.SOCK_DGRAM),
+        "members": processes.free_port(),
+        "later": processes.free_port(),
+    }
+
+
+def talk(port: int, data: bytes, source: str = "127.0.0.1", half_close: bool = True) -> bytes:
+    """What comes back for `data`; b"" when the gateway closes (or resets) the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0)) as c:
+        try:
+            c.sendall(data)
+            if half_close:
+                c.shutdown(socket.SHUT_WR)
+            received = b""
+            while chunk := c.recv(65536):
+                received += chunk
+        except TimeoutError:
+            raise
+        except OSError:  # reset, or closed before we finished sending
+            return b""
+        return received
+
+
+def datagram(port: int, data: bytes) -> bytes:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(5)
+        client.sendto(data, ("127.0.0.1", port))
+        return client.recvfrom(65536)[0]
+
+
+def test_raw_tcp_and_udp_are_relayed_untouched(echo: Echo, start_gateway: GatewayFactory) -> None:
+    ports = fresh_ports()
+    gateway = start_gateway(policy(echo, ports))
+    processes.wait_for_port(ports["game"], gateway.process)
+    assert talk(ports["game"], b"hello") == b"echo:hello"
+    # Bytes that look like TLS pass through as they are: no interception on raw resources.
+    hello = bytes.fromhex("160301002e0100002a0303") + bytes(32)
+    assert talk(ports["game"], hello) == b"echo:" + hello
+    assert datagram(ports["voice"], b"ping") == b"echo:ping"
+
+
+def test_rules_decide_each_connection(echo: Echo, start_gateway: GatewayFactory) -> None:
+    ports = fresh_ports()
+    gateway = start_gateway(policy(echo, ports))
+    processes.wait_for_port(ports["game"], gateway.process)
+    assert talk(ports["game"], b"x", source="127.0.0.2") == b""  # a global deny
+    assert talk(ports["members"], b"x") == b""  # no rule allows 127.0.0.1, and no sign-in
+    assert talk(ports["members"], b"x", source="127.0.0.5") == b"echo:x"
+    logs = gateway.logs()
+    assert "tcp game from 127.0.0.2 refused: denied by rules[0]" in logs
+    assert "tcp members from 127.0.0.1 refused: no rule allows it" in logs
+
+
+def test_listeners_follow_the_policy_on_reload(echo: Echo, start_gateway: GatewayFactory) -> None:
+    ports = fresh_ports()
+    gateway = start_gateway(policy(echo, ports))
+    processes.wait_for_port(ports["game"], gateway.process)
+    later = f"""\
+  later:
+    protocol: tcp
+    port: {ports["later"]}
+    auth: public
+    targets: [{{host: 127.0.0.1, port: {echo.tcp}}}]
+"""
+    text = policy(echo, ports, later)
+    gateway.policy.write_text(text.replace("  game:\n", "  renamed:\n"))
+    eventually(lambda: _listening(ports["later"]) and talk(ports["later"], b"new") == b"echo:new")
+    assert talk(ports["game"], b"same port, new name") == b"echo:same port, new name"
+    gateway.policy.write_text(policy(echo, ports).replace(f"port: {ports['game']}\n", "port: 1\n"))
+    eventually(lambda: not _listening(ports["later"]))
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_a_raw_target_on_a_site_goes_through_its_tunnel(
+    echo: Echo, start_gateway: GatewayFactory
+) -> None:
+    port = processes.free_port()
+    text = f"""\
+version: 1
+sites:
+  home: {{secret_sha256: "{"e" * 64}"}}
+resources:
+  game:
+    protocol: tcp
+    port: {port}
+    auth: public
+    targets: [{{site: home, host: 10.9.9.9, port: 25565}}]
+"""
+    gateway = start_gateway(text)
+    processes.wait_for_port(port, gateway.process)
+    assert talk(port, b"x") == b""  # the site is not there: refused
+    state = gateway.directory / "state"
+    state.mkdir(exist_ok=True)
+    forwards = [Forward("tcp", "10.9.9.9", 25565, echo.tcp)]
+    (state / "sites.json").write_bytes(encode_sites({"home": ("127.0.0.1", True, forwards)}))
+    eventually(lambda: talk(port, b"in") == b"echo:in")
+
+
+@pytest.mark.parametrize("hook", sorted(set(raw.HOOKS)))
+def test_a_hook_that_raises_closes_the_connection(
+    hook: str, echo: Echo, start_gateway: GatewayFactory
+) -> None:
+    ports = fresh_ports()
+    gateway = start_gateway(policy(echo, ports), env={"WARREN_FAILPOINTS": hook})
+    processes.wait_for_port(ports["game"], gateway.process)
+    # (Without half-closing: mitmproxy leaves a half-closed client open when a connection is
+    # killed before it reaches the server, until the client gives up.)
+    assert talk(ports["game"], b"x", half_close=False) == b""
+    assert f"{hook} failed: InjectedFault" in gateway.logs()
