@@ -1,6 +1,7 @@
 """The GeoIP databases of warren.yaml: opened at start, reloaded when a file changes.
 
-The lookups themselves happen in `addons.rules`, and only for a policy whose rules ask for a
+The lookups themselves happen through `Runtime.place`, for HTTP requests (`addons.rules`) and
+raw TCP/UDP connections (`addons.raw`) alike, and only for a policy whose rules ask for a
 country or an AS number.
 """
 

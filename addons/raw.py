@@ -113,7 +113,8 @@ class RawResources:
             client.error = f"resource {name} is gone"
             return
         ip = peer_address(client.peername[0])
-        admission = admit_connection(policy, resource, connection_facts(ip))
+        country, asn = self.runtime.place(policy, ip)
+        admission = admit_connection(policy, resource, connection_facts(ip, country, asn))
         protocol = forward_protocol(resource.model)
         if not admission.allowed:
             log.info("%s %s from %s refused: %s", protocol, name, ip, admission.reason)

@@ -19,15 +19,7 @@ class Rules:
         if exchange is None or exchange.resource is None or flow.response is not None:
             return
         policy, ip = exchange.policy, exchange.client.ip
-        country = asn = None
-        geo = self.runtime.geo
-        # Only a policy with country/asn conditions pays for a lookup. Without databases those
-        # conditions cannot load; should it happen anyway, unknown lets no one in by accident.
-        if policy.uses_geo and geo is not None:
-            if policy.uses_country:
-                country = geo.country(ip)
-            if policy.uses_asn:
-                asn = geo.asn(ip)
+        country, asn = self.runtime.place(policy, ip)
         facts = Facts(ip, exchange.match_path, flow.request.method, country, asn)
         verdict = policy.decide(exchange.resource, facts)
         exchange.verdict = verdict

@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 from core.balance import Upstreams
+from core.ipsets import IPAddress
 from core.policy.compiled import Policy
 from core.settings import Settings
 from core.store import PolicyStore
@@ -21,3 +22,13 @@ class Runtime:
     @property
     def policy(self) -> Policy | None:
         return self.store.current if self.store is not None else None
+
+    def place(self, policy: Policy, ip: IPAddress) -> tuple[str | None, int | None]:
+        """The client's country and AS number, looked up only if this policy's rules ask for
+        them (unknown otherwise, which lets no one in by accident: see core.policy.rules)."""
+        geo = self.geo
+        if not policy.uses_geo or geo is None:
+            return None, None
+        country = geo.country(ip) if policy.uses_country else None
+        asn = geo.asn(ip) if policy.uses_asn else None
+        return country, asn

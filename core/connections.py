@@ -1,13 +1,13 @@
 """Deciding a raw TCP or UDP connection: the same rules as HTTP, with what a connection has.
 
-A connection has a client address, and (once the gateway can look them up) a country and an
-ASN; it has no path and no method, so a rule with a path or method condition never holds for it
+A connection has a client address, a country and an ASN (looked up when the policy asks); it
+has no path and no method, so a rule with a path or method condition never holds for it
 (`warren check` refuses such rules on tcp/udp resources; global ones simply do not apply). A raw
 resource cannot ask for sign-in: a connection is let through when a rule allows it, or when the
 resource is `auth: public` and no rule denies it.
 
-`admit_connection` is the one place a connection's verdict is made: GeoIP facts plug into
-`connection_facts`, connection-rate limits next to the call in `addons.raw`.
+`admit_connection` is the one place a connection's verdict is made; `addons.raw` calls it
+with the connection's GeoIP facts, and counts the connection against its rate limits next to it.
 """
 
 from typing import NamedTuple

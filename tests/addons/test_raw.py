@@ -3,6 +3,7 @@
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -174,3 +175,38 @@ def test_a_hook_that_raises_closes_the_connection(
     # killed before it reaches the server, until the client gives up.)
     assert talk(ports["game"], b"x", half_close=False) == b""
     assert f"{hook} failed: InjectedFault" in gateway.logs()
+
+
+def test_country_and_asn_rules_decide_each_connection(
+    echo: Echo, start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    from tests.support.geoip import build
+
+    # Loopback sources stand for clients in two countries and networks.
+    database = build(
+        tmp_path, "network,country,asn\n127.0.0.1/32,DE,64500\n127.0.0.7/32,FR,64501\n"
+    )
+    port = processes.free_port()
+    rules = f"""\
+version: 1
+resources:
+  game:
+    protocol: tcp
+    port: {port}
+    auth: public
+    targets: [{{host: 127.0.0.1, port: {echo.tcp}}}]
+    rules:
+      - {{action: deny, asn: 64501}}
+      - {{action: deny, country_not: [DE]}}
+"""
+    gateway = start_gateway(
+        rules, settings=f"geoip: {{country_db: {database}, asn_db: {database}}}\n"
+    )
+    processes.wait_for_port(port, gateway.process)
+    assert talk(port, b"x") == b"echo:x"  # DE, AS64500
+    assert talk(port, b"x", source="127.0.0.7") == b""  # AS64501
+    assert talk(port, b"x", source="127.0.0.9") == b""  # unknown to the database: never let in
+    logs = gateway.logs()
+    assert "tcp game from 127.0.0.7 refused: denied by resources.game.rules[0]" in logs
+    # An unknown ASN counts as matching a deny on ASNs, so the first rule already turns it away.
+    assert "tcp game from 127.0.0.9 refused: denied by resources.game.rules[0]" in logs
