@@ -4,12 +4,15 @@
 import json
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from core.policy.check import Capabilities
 from core.problems import ConfigError
+
+if TYPE_CHECKING:
+    from core.policy.compiled import Policy
 
 app = typer.Typer(
     name="warren",
@@ -60,19 +63,29 @@ def check(
         try:
             _text, data = load_yaml(path)
             if _looks_like_policy(data):
-                policy = load_policy(path, node_capabilities(config))
+                capabilities = node_capabilities(config)
+                policy = load_policy(path, capabilities)
                 typer.echo(
                     f"{path}: ok ({len(policy.resources)} resources, {policy.rule_count} rules)"
                 )
             else:
                 settings = load_settings(path)
-                load_policy(settings.policy_file, node_capabilities(path))
+                capabilities = node_capabilities(path)
+                policy = load_policy(settings.policy_file, capabilities)
                 typer.echo(f"{path}: ok (policy {settings.policy_file}: ok)")
+            _warn(policy, capabilities)
         except ConfigError as error:
             failed = True
             for problem in error.problems:
                 typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
     raise typer.Exit(1 if failed else 0)
+
+
+def _warn(policy: "Policy", capabilities: Capabilities) -> None:
+    from core.ratelimit.check import located_warnings
+
+    for warning in located_warnings(policy.model, policy.source, sign_in=capabilities.sign_in):
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
 
 
 @app.command(rich_help_panel="Policy")
@@ -108,6 +121,8 @@ def explain(
         typer.echo(f"path      {result.path} (canonical)")
     if result.rule:
         typer.echo(f"rule      {result.rule}  {result.rule_text}")
+    for limit in result.rate_limits:
+        typer.echo(f"limit     {limit}")
     typer.echo(f"outcome   {result.summary}")
 
 

@@ -8,6 +8,7 @@ from core.paths import AmbiguousPath, canonicalize, split_target
 from core.policy.compiled import Policy
 from core.policy.model import Rule
 from core.policy.rules import Facts, Outcome
+from core.ratelimit.explain import applicable_limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,7 @@ class Explanation:
     rule: str | None = None
     rule_text: str | None = None
     notes: tuple[str, ...] = field(default=())
+    rate_limits: tuple[str, ...] = field(default=())  # those the request counts against
 
     def as_dict(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -43,6 +45,8 @@ def explain(policy: Policy, host: str, path: str, ip: str, method: str) -> Expla
     )
     if verdict.outcome is Outcome.DENY:
         return found("deny", 403, f"denied by {rule}: the gateway answers 403")
+    limits = applicable_limits(resource, canonical.match, method.upper(), client)
+    found = partial(found, rate_limits=limits)
     if verdict.outcome is Outcome.ALLOW:
         return found("forward", None, f"allowed by {rule} without sign-in")
     why = f"{rule} passes to sign-in" if rule else "no rule matched"
