@@ -20,6 +20,7 @@ from addons.errorpages import ErrorPages
 from addons.failclosed import fail_closed
 from addons.gate import Gate
 from addons.health import Health
+from addons.ratelimit import RateLimit
 from addons.routing import Routing
 from addons.rules import Rules
 from addons.runtime import Runtime
@@ -27,7 +28,7 @@ from addons.upstream import Upstream
 
 # The events Warren's features handle. A feature may handle any of them; the pack forwards.
 _LIFECYCLE = ("load", "configure", "running", "done")
-_FLOW = ("requestheaders", "request", "response", "error")
+_FLOW = ("requestheaders", "request", "responseheaders", "response", "error")
 
 
 def features(runtime: Runtime) -> list[object]:
@@ -37,6 +38,7 @@ def features(runtime: Runtime) -> list[object]:
         ClientIp(runtime),
         Routing(),
         Rules(),
+        RateLimit(runtime),
         Auth(),
         Upstream(runtime),
         Gate(),
@@ -75,6 +77,11 @@ class Warren:
     @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
         await self._flow("request", flow)
+
+    # Not guarded: nothing here can let a request through (it has been forwarded already), and
+    # a response replaced at this point would get the backend's body streamed into it.
+    async def responseheaders(self, flow: http.HTTPFlow) -> None:
+        await self._flow("responseheaders", flow)
 
     @fail_closed
     async def response(self, flow: http.HTTPFlow) -> None:

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from core.balance import Upstreams
 from core.policy.compiled import Policy
+from core.ratelimit.limiter import RateLimiter
 from core.settings import Settings
 from core.store import PolicyStore
 
@@ -13,6 +14,7 @@ class Runtime:
     settings: Settings | None = None
     store: PolicyStore | None = None
     upstreams: Upstreams = field(default_factory=Upstreams)
+    rate_limiter: RateLimiter | None = None  # counts in settings.storage; made by RateLimit
 
     @property
     def policy(self) -> Policy | None:
