@@ -41,9 +41,9 @@ def _raw_resource_limits(model: PolicyFile) -> Iterator[Problem]:
 
 
 def _duplicates(model: PolicyFile) -> Iterator[Problem]:
-    seen: dict[tuple[str, str, str], Loc] = {}
+    seen: dict[tuple[str, ...], Loc] = {}
     for scope, loc, limit, _protocol in _all_limits(model):
-        same = (scope, fingerprint(limit), limit.limit.replace(" ", ""))
+        same = (scope, fingerprint(limit), limit.strategy, limit.limit.replace(" ", ""))
         if same in seen:
             yield Problem(
                 loc, f"the same limit as {dotted(seen[same])}: each request would count twice"

@@ -2,7 +2,8 @@
 
 A counter's name is its scope (every resource, or one) plus a fingerprint of what it counts, never
 its position in the file or the policy's version: reloading, or adding a limit above it, keeps its
-counts. Changing what a limit counts (its per, path, method, strategy, or windows) starts afresh.
+counts. Changing what a limit counts (its per, path or method) starts afresh, and so does changing
+its strategy or windows, which are part of the key `RateLimiter` gives the storage.
 """
 
 import hashlib
@@ -49,7 +50,6 @@ def fingerprint(model: RateLimit) -> str:
         "per": str(model.per),
         "path": sorted(p.source for p in model.path) if model.path else None,
         "method": sorted(model.method) if model.method else None,
-        "strategy": model.strategy,
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:12]
 

@@ -6,6 +6,7 @@ Keys never contain the policy's version: a reload keeps counting where it was.
 
 import hashlib
 from collections.abc import Mapping
+from functools import lru_cache
 from ipaddress import IPv6Address
 from typing import NamedTuple
 
@@ -23,6 +24,7 @@ class Requester(NamedTuple):
     headers: Mapping[str, str] | None = None  # case-insensitive, e.g. mitmproxy's Headers
 
 
+@lru_cache(maxsize=16384)  # formatting an address costs more than the cache lookup
 def ip_subject(ip: IPAddress) -> str:
     if isinstance(ip, IPv6Address):
         if ip.ipv4_mapped is not None:

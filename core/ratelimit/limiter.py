@@ -30,6 +30,7 @@ from limits.aio.strategies import (
 )
 from limits.errors import StorageError
 
+from core.ratelimit import housekeeping
 from core.ratelimit.spec import FailMode, Rate, Strategy
 from core.ratelimit.storage import open_storage, redact
 
@@ -87,6 +88,9 @@ class RateLimiter:
         self._probe_interval = probe_interval
         self.outage: Outage | None = None
         self._probe: asyncio.Task[None] | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._started = False
+        self._allowed_by_amount: dict[int, Decision] = {}
 
     @property
     def healthy(self) -> bool:
@@ -101,15 +105,30 @@ class RateLimiter:
     ) -> Decision:
         """Count one request against every window of `rate`; the first full window refuses.
 
+        The key is the identifiers, the strategy and the window: the same identifiers under
+        another strategy or window count apart.
+
         `stats` also reads how much is left (one more storage call per window), for headers.
         """
         if self.outage is not None:
             return self._without_storage(rate, on_storage_error)
+        if not self._started:
+            self._start()
+        strategy = self._strategies[rate.strategy]
+        tightest: Decision | None = None
         try:
-            return await self._hit(rate, identifiers, stats)
+            for item in rate.items:
+                if not await strategy.hit(item, *identifiers):
+                    window = await strategy.get_window_stats(item, *identifiers)
+                    return Decision(False, item.amount, 0, window.reset_time)
+                if stats:
+                    window = await strategy.get_window_stats(item, *identifiers)
+                    if tightest is None or window.remaining < (tightest.remaining or 0):
+                        tightest = Decision(True, item.amount, window.remaining, window.reset_time)
         except _STORAGE_FAILURES as error:
             self._storage_failed(error)
             return self._without_storage(rate, on_storage_error)
+        return tightest or self._allowed(rate.items[0].amount)
 
     async def test(
         self, rate: Rate, *identifiers: str, on_storage_error: FailMode = "closed"
@@ -140,27 +159,27 @@ class RateLimiter:
             self._storage_failed(error)
 
     async def close(self) -> None:
-        if self._probe is not None:
-            self._probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe
+        for task in (self._probe, self._housekeeping):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         client = getattr(getattr(self.storage, "bridge", None), "storage", None)
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.aclose()
 
-    async def _hit(self, rate: Rate, identifiers: tuple[str, ...], stats: bool) -> Decision:
-        strategy = self._strategies[rate.strategy]
-        tightest: Decision | None = None
-        for item in rate.items:
-            if not await strategy.hit(item, *identifiers):
-                window = await strategy.get_window_stats(item, *identifiers)
-                return Decision(False, item.amount, 0, window.reset_time)
-            if stats:
-                window = await strategy.get_window_stats(item, *identifiers)
-                if tightest is None or window.remaining < (tightest.remaining or 0):
-                    tightest = Decision(True, item.amount, window.remaining, window.reset_time)
-        return tightest or Decision(True, rate.items[0].amount, None, 0.0)
+    def _start(self) -> None:
+        # On first use, inside the event loop the storage will live in.
+        self._started = True
+        self._housekeeping = housekeeping.take_over(self.storage)
+
+    def _allowed(self, amount: int) -> Decision:
+        # Allowed without stats is the common answer; one object per amount, not per request.
+        decision = self._allowed_by_amount.get(amount)
+        if decision is None:
+            decision = self._allowed_by_amount[amount] = Decision(True, amount, None, 0.0)
+        return decision
 
     def _without_storage(self, rate: Rate, on_storage_error: FailMode) -> Decision:
         if self.outage is not None:

@@ -74,12 +74,13 @@ def check_limit_text(value: Any) -> str:
     return value.strip()
 
 
-# The `limits` namespace of Warren's counters (the first part of every key).
+# The first part of every key of Warren's counters: "rl/STRATEGY/" then the caller's identifiers
+# and the window. Each strategy stores its own kind of value, so they must never share a key.
 NAMESPACE = "rl"
 
 
 class Rate(NamedTuple):
-    """What to count: one or more windows (`10/second;500/hour`) and how."""
+    """What to count: one or more windows (`10/second;500/hour`) and how. Made by `parse_rate`."""
 
     text: str
     items: tuple["RateLimitItem", ...]
@@ -90,8 +91,9 @@ def parse_rate(text: str, strategy: Strategy = "sliding") -> Rate:
     from limits import parse_many
 
     items = parse_many(check_limit_text(text))
+    namespace = f"{NAMESPACE}/{strategy}"
     return Rate(
         text.strip(),
-        tuple(type(item)(item.amount, item.multiples, NAMESPACE) for item in items),
+        tuple(type(item)(item.amount, item.multiples, namespace) for item in items),
         strategy,
     )
