@@ -5,16 +5,22 @@ first one that is full answers 429 with Retry-After and RateLimit-* headers. A s
 decided per limit by `on_storage_error`: `open` lets the request go on, `closed` answers 503.
 """
 
+import logging
+
 from mitmproxy import http
 
 from addons.exchange import exchange_of
 from addons.failclosed import fail_closed
 from addons.respond import refuse
 from addons.runtime import Runtime
+from core.policy.compiled import Policy
+from core.ratelimit.check import located_warnings
 from core.ratelimit.compiled import CompiledLimit
 from core.ratelimit.enforce import enforce
 from core.ratelimit.keys import Requester
 from core.ratelimit.limiter import Decision, RateLimiter
+
+log = logging.getLogger("warren.ratelimit")
 
 _SHOWN = "warren.ratelimit"  # flow.metadata: the Decision whose headers the response carries
 
@@ -24,10 +30,13 @@ class RateLimit:
         self.runtime = runtime
 
     def configure(self, updated: set[str]) -> None:
-        settings = self.runtime.settings
-        if "warren_config" not in updated or settings is None:
+        settings, store = self.runtime.settings, self.runtime.store
+        if "warren_config" not in updated or settings is None or store is None:
             return
         self.runtime.rate_limiter = RateLimiter(settings.storage)
+        sign_in = store.capabilities.sign_in
+        _log_warnings(store.current, sign_in)
+        store.subscribe(lambda policy: _log_warnings(policy, sign_in))
 
     async def done(self) -> None:
         if self.runtime.rate_limiter is not None:
@@ -59,6 +68,12 @@ class RateLimit:
         shown = flow.metadata.pop(_SHOWN, None)
         if isinstance(shown, Decision) and flow.response is not None:
             flow.response.headers.update(shown.headers())
+
+
+def _log_warnings(policy: Policy, sign_in: bool) -> None:
+    # What `warren check` warns about, for admins who only read the gateway's log.
+    for warning in located_warnings(policy.model, policy.source, sign_in=sign_in):
+        log.warning("%s", warning)
 
 
 def _refuse(flow: http.HTTPFlow, limit: CompiledLimit, decision: Decision) -> None:

@@ -2,10 +2,12 @@
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from mitmproxy import http
 from mitmproxy.proxy.layers.http._hooks import (
     HttpRequestHeadersHook,
@@ -156,3 +158,14 @@ def test_a_storage_outage_lets_open_limits_through_and_refuses_closed_ones(
     assert refused is not None
     assert b"Protected by Warren" in (refused.content or b"")
     assert refused.headers["retry-after"] == "1"
+
+
+def test_the_gateway_logs_what_warren_check_warns_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="warren.ratelimit"), pack(tmp_path):
+        pass
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "policy.yaml:11: resources.app.rate_limits[1].per: per: user counts each client IP" in (
+        warning
+    )
