@@ -134,7 +134,7 @@ def test_two_gateways_share_counters_in_redis(
     assert seen == [(200, "3"), (200, "2"), (200, "1"), (200, "0")]
     assert first.get("app.example", "/").status_code == 429
     assert second.get("app.example", "/").status_code == 429
-    assert b"warren:{rl/*/" in redis_server.command("KEYS", "warren:*")  # the global scope
+    assert b"warren:{rl/sliding/*/" in redis_server.command("KEYS", "warren:*")  # global scope
 
 
 def test_a_redis_outage_fails_open_or_closed_per_limit_and_recovers_by_itself(
