@@ -20,14 +20,7 @@ import math
 import time
 from typing import Any, NamedTuple
 
-from limits.aio.strategies import (
-    FixedWindowRateLimiter,
-    MovingWindowRateLimiter,
-    SlidingWindowCounterRateLimiter,
-)
-from limits.aio.strategies import (
-    RateLimiter as LimitsStrategy,
-)
+from limits.aio import strategies
 from limits.errors import StorageError
 
 from core.ratelimit import housekeeping
@@ -38,10 +31,10 @@ log = logging.getLogger("warren.ratelimit")
 
 PROBE_INTERVAL_S = 0.5
 
-_STRATEGIES: dict[Strategy, type[LimitsStrategy]] = {
-    "fixed": FixedWindowRateLimiter,
-    "moving": MovingWindowRateLimiter,
-    "sliding": SlidingWindowCounterRateLimiter,
+_STRATEGIES: dict[Strategy, type[strategies.RateLimiter]] = {
+    "fixed": strategies.FixedWindowRateLimiter,
+    "moving": strategies.MovingWindowRateLimiter,
+    "sliding": strategies.SlidingWindowCounterRateLimiter,
 }
 # What a storage may raise when it cannot answer; anything else is a bug and propagates.
 _STORAGE_FAILURES = (StorageError, OSError, TimeoutError)
