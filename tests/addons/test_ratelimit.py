@@ -1,8 +1,10 @@
 """Rate limits in real gateway processes, in front of a real backend; counters in memory, and in
 a real redis-server shared by two gateways and stopped mid-test."""
 
+import threading
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -187,3 +189,44 @@ def test_requests_the_rules_refuse_are_not_counted(
     gateway = start_gateway(policy(backend, "  - {limit: 2/minute}"))
     assert [gateway.get("app.example", "/admin/x").status_code for _ in range(4)] == [403] * 4
     assert gateway.get("app.example", "/").status_code == 200
+
+
+def test_large_streamed_responses_carry_the_headers_too(start_gateway: GatewayFactory) -> None:
+    """mitmproxy streams bodies over 1 MB (stream_large_bodies): their headers leave before the
+    response hook runs, so Warren adds its headers in responseheaders."""
+    body = b"x" * (3 << 20)
+
+    class Large(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Large)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        gateway = start_gateway(
+            f"""\
+version: 1
+resources:
+  big:
+    host: big.example
+    auth: public
+    targets: [{{host: 127.0.0.1, port: {server.server_address[1]}}}]
+    rate_limits: [{{limit: 10/minute, headers: true}}]
+"""
+        )
+        response = gateway.get("big.example", "/file")
+        assert response.status_code == 200
+        assert len(response.content) == len(body)
+        assert (response.headers["ratelimit-limit"], response.headers["ratelimit-remaining"]) == (
+            "10",
+            "9",
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
