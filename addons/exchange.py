@@ -22,6 +22,7 @@ class Exchange:
     verdict: Verdict | None = None
     target: Target | None = None
     routed: bool = False
+    user: str | None = None  # the signed-in identity, set by sign-in before rate limits run
 
     @property
     def resource_is_public(self) -> bool:

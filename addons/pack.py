@@ -21,6 +21,7 @@ from addons.failclosed import fail_closed
 from addons.gate import Gate
 from addons.geo import Geo
 from addons.health import Health
+from addons.ratelimit import RateLimit
 from addons.raw import RawResources
 from addons.routing import Routing
 from addons.rules import Rules
@@ -31,7 +32,7 @@ from addons.upstream import Upstream
 
 # The events Warren's features handle. A feature may handle any of them; the pack forwards.
 _LIFECYCLE = ("load", "configure", "running", "done")
-_FLOW = ("requestheaders", "request", "response", "error")
+_FLOW = ("requestheaders", "request", "responseheaders", "response", "error")
 # Per connection, not per request: raw TCP/UDP resources decide and route here.
 _CONNECTION = ("client_connected", "client_disconnected", "server_connect", "next_layer")
 
@@ -45,6 +46,7 @@ def features(runtime: Runtime) -> list[object]:
         SiteApi(runtime),
         Routing(),
         Rules(runtime),
+        RateLimit(runtime),
         Auth(),
         Upstream(runtime),
         Gate(),
@@ -78,8 +80,11 @@ class Warren:
     async def done(self) -> None:
         await self._call_async("done")
 
-    def client_connected(self, client: Any) -> None:
-        self._call("client_connected", client)
+    async def client_connected(self, client: Any) -> None:
+        for handler in self._handlers["client_connected"]:
+            result = handler(client)
+            if inspect.isawaitable(result):
+                await result
 
     def client_disconnected(self, client: Any) -> None:
         self._call("client_disconnected", client)
@@ -97,6 +102,11 @@ class Warren:
     @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
         await self._flow("request", flow)
+
+    # Not guarded: nothing here can let a request through (it has been forwarded already), and
+    # a response replaced at this point would get the backend's body streamed into it.
+    async def responseheaders(self, flow: http.HTTPFlow) -> None:
+        await self._flow("responseheaders", flow)
 
     @fail_closed
     async def response(self, flow: http.HTTPFlow) -> None:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from core.balance import Upstreams
 from core.ipsets import IPAddress
 from core.policy.compiled import Policy
+from core.ratelimit.limiter import RateLimiter
 from core.settings import Settings
 from core.store import PolicyStore
 from core.tunnels import SiteTable
@@ -18,6 +19,7 @@ class Runtime:
     upstreams: Upstreams = field(default_factory=Upstreams)
     geo: GeoService | None = None  # filled in by addons.geo.Geo when warren.yaml names databases
     sites: SiteTable = field(default_factory=SiteTable)  # from the sidecar's sites.json
+    rate_limiter: RateLimiter | None = None  # counts in settings.storage; made by RateLimit
 
     @property
     def policy(self) -> Policy | None:

@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-SUITES = ["gateway", "geo", "tunnel"]
+SUITES = ["gateway", "geo", "ratelimit", "tunnel"]
 
 
 def main() -> int:

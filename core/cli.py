@@ -13,6 +13,7 @@ from core.policy.check import Capabilities
 from core.problems import ConfigError
 
 if TYPE_CHECKING:
+    from core.policy.compiled import Policy
     from core.settings import Settings
 
 app = typer.Typer(
@@ -64,15 +65,18 @@ def check(
         try:
             text, data = load_yaml(path)
             if _looks_like_policy(data):
-                policy = build_policy(text, data, path, node_capabilities(config))
+                capabilities = node_capabilities(config)
+                policy = build_policy(text, data, path, capabilities)
                 typer.echo(
                     f"{path}: ok ({len(policy.resources)} resources, {policy.rule_count} rules)"
                 )
             else:
                 settings = load_settings(path)
                 _check_databases(settings, path)
-                load_policy(settings.policy_file, node_capabilities(path))
+                capabilities = node_capabilities(path)
+                policy = load_policy(settings.policy_file, capabilities)
                 typer.echo(f"{path}: ok (policy {settings.policy_file}: ok)")
+            _warn(policy, capabilities)
         except ConfigError as error:
             failed = True
             for problem in error.problems:
@@ -85,6 +89,13 @@ def _check_databases(settings: "Settings", path: Path) -> None:
     from core.geo import open_geo
 
     open_geo(settings.geoip, path)
+
+
+def _warn(policy: "Policy", capabilities: Capabilities) -> None:
+    from core.ratelimit.check import located_warnings
+
+    for warning in located_warnings(policy.model, policy.source, sign_in=capabilities.sign_in):
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
 
 
 @app.command(rich_help_panel="Policy")
@@ -143,6 +154,8 @@ def explain(
         typer.echo(f"path      {result.path} (canonical)")
     if result.rule:
         typer.echo(f"rule      {result.rule}  {result.rule_text}")
+    for limit in result.rate_limits:
+        typer.echo(f"limit     {limit}")
     typer.echo(f"outcome   {result.summary}")
 
 

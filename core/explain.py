@@ -8,6 +8,7 @@ from core.paths import AmbiguousPath, canonicalize, split_target
 from core.policy.compiled import Policy
 from core.policy.model import Rule
 from core.policy.rules import Facts, Outcome
+from core.ratelimit.explain import applicable_limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,7 @@ class Explanation:
     notes: tuple[str, ...] = field(default=())
     country: str | None = None  # what the rules saw; None is unknown
     asn: int | None = None
+    rate_limits: tuple[str, ...] = field(default=())  # those the request counts against
 
     def as_dict(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -59,6 +61,8 @@ def explain(
     )
     if verdict.outcome is Outcome.DENY:
         return found("deny", 403, f"denied by {rule}: the gateway answers 403")
+    limits = applicable_limits(resource, canonical.match, method.upper(), client)
+    found = partial(found, rate_limits=limits)
     if verdict.outcome is Outcome.ALLOW:
         return found("forward", None, f"allowed by {rule} without sign-in")
     why = f"{rule} passes to sign-in" if rule else "no rule matched"

@@ -12,7 +12,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -24,6 +24,7 @@ from pydantic_settings import (
 
 from core.fields import Duration
 from core.problems import ConfigError, Problem, from_validation_error
+from core.ratelimit.storage import check_storage_url
 from core.yamlfile import load_yaml, locate
 
 
@@ -116,7 +117,7 @@ class Settings(BaseSettings):
     policy_file: Path = Path("policy.yaml")
     users_file: Path = Path("users.yaml")
     state_dir: Path = Path("/var/lib/warren")
-    storage: str = "memory://"
+    storage: Annotated[str, AfterValidator(check_storage_url)] = "memory://"
     geoip: GeoIP = GeoIP()
     session: Session = Session()
     wireguard: WireGuard = WireGuard()

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from core.policy.model import GEO_CONDITIONS, PolicyFile, Rule
 from core.problems import Loc, Problem
+from core.ratelimit.check import rate_limit_problems
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -17,6 +18,7 @@ class Capabilities:
 
     country_db: bool = False
     asn_db: bool = False
+    sign_in: bool = False  # requests can carry a signed-in user (rate limits per: user)
 
 
 def node_capabilities(settings: "Settings | None") -> Capabilities:
@@ -37,6 +39,7 @@ def check_policy(model: PolicyFile, capabilities: Capabilities) -> list[Problem]
         *_unknown_sites(model),
         *_raw_resources(model),
         *_geo_conditions(model, capabilities),
+        *rate_limit_problems(model),
     ]
 
 

@@ -11,6 +11,7 @@ from core.hosts import HostTable
 from core.ipsets import IPNetwork
 from core.policy.model import PolicyFile, Resource, ResourceAuth, Target
 from core.policy.rules import Facts, RuleRef, RuleSet, Verdict, evaluate
+from core.ratelimit.compiled import GLOBAL_SCOPE, CompiledLimit, compile_limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +19,9 @@ class CompiledResource:
     name: str
     model: Resource
     rules: RuleSet
+    # Every limit its requests (or, for tcp/udp, its connections) count against: the global
+    # ones first for http resources, then its own.
+    rate_limits: tuple[CompiledLimit, ...] = ()
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -51,6 +55,8 @@ class Policy:
     def uses_geo(self) -> bool:
         return self.uses_country or self.uses_asn
 
+    rate_limits: tuple[CompiledLimit, ...] = ()  # the global ones
+
     def resource_for(self, authority: str) -> CompiledResource | None:
         return self.hosts.lookup(authority)
 
@@ -63,6 +69,7 @@ class Policy:
 
 
 def compile_policy(model: PolicyFile, source: Path | None = None, digest: str = "") -> Policy:
+    global_limits = compile_limits("rate_limits", GLOBAL_SCOPE, model.rate_limits)
     resources = {
         name: CompiledResource(
             name,
@@ -71,6 +78,8 @@ def compile_policy(model: PolicyFile, source: Path | None = None, digest: str = 
                 RuleRef(f"resources.{name}.rules", index, rule)
                 for index, rule in enumerate(resource.rules)
             ),
+            (global_limits if resource.protocol == "http" else ())
+            + compile_limits(f"resources.{name}.rate_limits", name, resource.rate_limits),
         )
         for name, resource in model.resources.items()
     }
@@ -93,4 +102,5 @@ def compile_policy(model: PolicyFile, source: Path | None = None, digest: str = 
         ),
         uses_country=any(r.country is not None or r.country_not is not None for r in every_rule),
         uses_asn=any(r.asn is not None for r in every_rule),
+        rate_limits=global_limits,
     )

@@ -21,6 +21,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from core.fields import Duration, one_or_many
 from core.paths import PathPattern, compile_pattern
+from core.ratelimit.spec import FailMode, Per, Strategy, check_limit_text, parse_per
 
 
 class Strict(BaseModel):
@@ -178,6 +179,20 @@ class Site(Strict):
     secret_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class RateLimit(Strict):
+    """One `rate_limits` entry; see core/ratelimit and docs/configuration.md."""
+
+    limit: Annotated[str, BeforeValidator(check_limit_text)]
+    per: Annotated[Per, PlainValidator(parse_per), PlainSerializer(str, return_type=str)] = Per(
+        "ip"
+    )
+    path: ListOf[Pattern] | None = None
+    method: ListOf[Annotated[str, BeforeValidator(_method)]] | None = None
+    strategy: Strategy = "sliding"
+    on_storage_error: FailMode = "open"
+    headers: bool = False  # RateLimit-* headers on allowed responses too (429s always have them)
+
+
 class Resource(Strict):
     host: ListOf[Host] | None = None
     protocol: Literal["http", "tcp", "udp"] = "http"
@@ -187,6 +202,7 @@ class Resource(Strict):
     health: Health | None = None
     auth: Literal["public"] | ResourceAuth | None = None
     rules: tuple[Rule, ...] = ()
+    rate_limits: tuple[RateLimit, ...] = ()
 
     @model_validator(mode="after")
     def _protocol_fields(self) -> Self:
@@ -207,6 +223,7 @@ class PolicyFile(Strict):
     version: Literal[1]
     trusted_proxies: tuple[str, ...] = ()
     rules: tuple[Rule, ...] = ()
+    rate_limits: tuple[RateLimit, ...] = ()  # every http resource, before the resource's own
     sites: dict[Name, Site] = Field(default_factory=dict)
     resources: dict[Name, Resource] = Field(default_factory=dict)
 

@@ -1,0 +1,117 @@
+"""Warren's `storage` URLs, mapped onto the `limits` library's async storages.
+
+| warren.yaml                              | limits                           |
+|------------------------------------------|----------------------------------|
+| memory://                                | async+memory://                  |
+| redis://[:pw@]host:6379/0, rediss://...  | async+redis://, async+rediss://  |
+| redis+unix:///run/redis.sock?db=0        | async+redis+unix://              |
+| redis+sentinel://host:26379,h2:26379/svc | async+redis+sentinel://          |
+| valkey://, valkeys://, valkey+unix://,   | the same as the redis schemes:   |
+| valkey+sentinel://                       | Valkey speaks the Redis protocol |
+
+Every Redis-family URL uses redis-py's asyncio client (`implementation="redispy"`), so there is
+one client library to trust and to tune, whichever server answers.
+"""
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+_SCHEMES = {
+    "memory": "async+memory",
+    "redis": "async+redis",
+    "rediss": "async+rediss",
+    "redis+unix": "async+redis+unix",
+    "redis+sentinel": "async+redis+sentinel",
+    "valkey": "async+redis",
+    "valkeys": "async+rediss",
+    "valkey+unix": "async+redis+unix",
+    "valkey+sentinel": "async+redis+sentinel",
+}
+
+# Counters live under this prefix in a shared Redis, next to whatever else it holds.
+KEY_PREFIX = "warren"
+
+# A rate-limit check sits on every request. A Redis that is down refuses connections at once; one
+# that hangs must not hold requests for redis-py's defaults (5 s, then retries with backoff):
+# after these timeouts the outage is declared and requests stop waiting for storage at all.
+CONNECT_TIMEOUT_S = 0.5
+COMMAND_TIMEOUT_S = 0.5
+
+
+def check_storage_url(value: str) -> str:
+    """Validate `storage` in warren.yaml (used by core.settings)."""
+    text = value.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in _SCHEMES:
+        raise ValueError(
+            f"{redact(text)!r} is not a storage Warren supports: memory://, "
+            "redis://HOST:PORT/DB, rediss://, redis+unix://PATH, "
+            "redis+sentinel://HOST:PORT[,HOST:PORT]/SERVICE, or the same with valkey"
+        )
+    if parts.scheme.endswith("+sentinel") and not parts.path.strip("/"):
+        raise ValueError(f"{redact(text)!r} needs the sentinel service name as its path")
+    if parts.scheme in ("memory", "redis+unix", "valkey+unix"):
+        return text
+    try:
+        _with_ports(parts.netloc, parts.scheme)
+    except ValueError:
+        raise ValueError(
+            f"{redact(text)!r} needs HOST or HOST:PORT, e.g. {parts.scheme}://127.0.0.1:6379"
+        ) from None
+    return text
+
+
+def _with_ports(netloc: str, scheme: str) -> str:
+    """`limits` wants a port on every location; fill in the default the admin left out."""
+    credentials, at, hosts = netloc.rpartition("@")
+    default = 26379 if scheme.endswith("+sentinel") else 6379
+    located = []
+    for location in hosts.split(","):
+        probe = urlsplit(f"//{location.strip()}")
+        if not probe.hostname or (probe.port is None and location.strip().endswith(":")):
+            raise ValueError(location)
+        port = probe.port or default
+        host = f"[{probe.hostname}]" if ":" in probe.hostname else probe.hostname
+        located.append(f"{host}:{port}")
+    return credentials + at + ",".join(located)
+
+
+def is_shared(url: str) -> bool:
+    return urlsplit(url).scheme != "memory"
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))
+
+
+def limits_url(url: str) -> str:
+    parts = urlsplit(url)
+    if is_shared(url) and not parts.scheme.endswith("+unix"):
+        parts = parts._replace(netloc=_with_ports(parts.netloc, parts.scheme))
+    return urlunsplit(parts._replace(scheme=_SCHEMES[parts.scheme]))
+
+
+def open_storage(url: str) -> Any:
+    """A `limits.aio.storage.Storage` for a checked URL. Nothing connects until first use."""
+    from limits.storage import storage_from_string
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    options: dict[str, Any] = {"wrap_exceptions": True}
+    if is_shared(url):
+        options |= {
+            "implementation": "redispy",
+            "key_prefix": KEY_PREFIX,
+            "socket_connect_timeout": CONNECT_TIMEOUT_S,
+            "socket_timeout": COMMAND_TIMEOUT_S,
+            # One immediate retry: a pooled connection left over from before a Redis restart
+            # fails once, then reconnects. Anything more only delays declaring the outage.
+            "retry": Retry(NoBackoff(), 1),
+        }
+    return storage_from_string(limits_url(url), **options)
