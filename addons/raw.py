@@ -11,6 +11,7 @@ Fail closed per connection: an exception in any of these hooks kills the connect
 """
 
 import functools
+import inspect
 import logging
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -25,6 +26,7 @@ from core.balance import TargetKey, target_key
 from core.clientip import peer_address
 from core.connections import admit_connection, connection_facts
 from core.policy.compiled import Policy
+from core.ratelimit.enforce import admit_connection as connection_rate
 from core.settings import Settings
 from core.tunnels import forward_protocol
 
@@ -46,9 +48,26 @@ def raw_mode(settings: Settings, protocol: str, port: int) -> str:
 
 
 def _guarded(kill: Callable[[Any, str], None]) -> Callable[[Any], Any]:
-    def wrap(hook: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+    def wrap(hook: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
         name = f"raw.{hook.__name__}"
         HOOKS.append(name)
+
+        def fail(data: Any, error: Exception) -> None:
+            log.error("%s failed: %r; closing the connection", name, error, exc_info=error)
+            kill(data, f"internal error in {name}")
+
+        if inspect.iscoroutinefunction(hook):
+
+            @functools.wraps(hook)
+            async def guarded_async(self: Any, data: Any) -> None:
+                try:
+                    if FAILPOINTS and name in FAILPOINTS:
+                        raise InjectedFault(name)
+                    await hook(self, data)
+                except Exception as error:
+                    fail(data, error)
+
+            return guarded_async
 
         @functools.wraps(hook)
         def guarded(self: Any, data: Any) -> None:
@@ -57,8 +76,7 @@ def _guarded(kill: Callable[[Any, str], None]) -> Callable[[Any], Any]:
                     raise InjectedFault(name)
                 hook(self, data)
             except Exception as error:
-                log.error("%s failed: %r; closing the connection", name, error, exc_info=error)
-                kill(data, f"internal error in {name}")
+                fail(data, error)
 
         return guarded
 
@@ -103,7 +121,7 @@ class RawResources:
         log.info("raw resources listening: %s", ", ".join(sorted(wanted)) or "none")
 
     @_guarded(_kill_client)
-    def client_connected(self, client: connection.Client) -> None:
+    async def client_connected(self, client: connection.Client) -> None:
         name = self._modes.get(client.proxy_mode.full_spec)
         if name is None:
             return  # an HTTP connection: decided per request
@@ -120,6 +138,20 @@ class RawResources:
             log.info("%s %s from %s refused: %s", protocol, name, ip, admission.reason)
             client.error = admission.reason
             return
+        if resource.rate_limits:
+            limiter = self.runtime.rate_limiter
+            if limiter is None:
+                raise RuntimeError("the policy has rate limits but no limiter was configured")
+            limited = await connection_rate(limiter, resource, ip)
+            if limited.refused_by is not None:
+                assert limited.decision is not None
+                wait = limited.decision.retry_after()
+                limit = limited.refused_by.key
+                log.info(
+                    "%s %s from %s refused: over %s (for %ds)", protocol, name, ip, limit, wait
+                )
+                client.error = f"over the connection-rate limit {limit}"
+                return
         target = self.runtime.upstreams.pick(resource, ip)
         address = self.runtime.sites.resolve(target, protocol) if target is not None else None
         if target is None or address is None:

@@ -210,3 +210,25 @@ resources:
     assert "tcp game from 127.0.0.7 refused: denied by resources.game.rules[0]" in logs
     # An unknown ASN counts as matching a deny on ASNs, so the first rule already turns it away.
     assert "tcp game from 127.0.0.9 refused: denied by resources.game.rules[0]" in logs
+
+
+def test_connection_rate_limits_count_new_connections(
+    echo: Echo, start_gateway: GatewayFactory
+) -> None:
+    port = processes.free_port()
+    rules = f"""\
+version: 1
+resources:
+  game:
+    protocol: tcp
+    port: {port}
+    auth: public
+    targets: [{{host: 127.0.0.1, port: {echo.tcp}}}]
+    rate_limits: [{{limit: 2/minute, per: ip}}]
+"""
+    gateway = start_gateway(rules)
+    processes.wait_for_port(port, gateway.process)  # a probe the limit does not count
+    answers = [talk(port, b"x", source="127.0.0.3") for _ in range(3)]
+    assert answers == [b"echo:x", b"echo:x", b""]
+    assert talk(port, b"x", source="127.0.0.4") == b"echo:x"  # another client, another count
+    assert "tcp game from 127.0.0.3 refused: over resources.game.rate_limits[0]" in gateway.logs()
