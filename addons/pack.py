@@ -20,6 +20,8 @@ from addons.errorpages import ErrorPages
 from addons.failclosed import fail_closed
 from addons.gate import Gate
 from addons.health import Health
+from addons.identify import Identify
+from addons.reserved import Reserved
 from addons.routing import Routing
 from addons.rules import Rules
 from addons.runtime import Runtime
@@ -27,7 +29,7 @@ from addons.upstream import Upstream
 
 # The events Warren's features handle. A feature may handle any of them; the pack forwards.
 _LIFECYCLE = ("load", "configure", "running", "done")
-_FLOW = ("requestheaders", "request", "response", "error")
+_FLOW = ("requestheaders", "request", "responseheaders", "response", "error")
 
 
 def features(runtime: Runtime) -> list[object]:
@@ -36,8 +38,10 @@ def features(runtime: Runtime) -> list[object]:
         Config(runtime),
         ClientIp(runtime),
         Routing(),
+        Reserved(runtime),  # /.warren/callback and /.warren/logout, before the rules
         Rules(),
-        Auth(),
+        Identify(runtime),  # who is asking, before rate limits keyed on the user
+        Auth(runtime),
         Upstream(runtime),
         Gate(),
         Health(runtime),
@@ -75,6 +79,10 @@ class Warren:
     @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
         await self._flow("request", flow)
+
+    @fail_closed
+    async def responseheaders(self, flow: http.HTTPFlow) -> None:
+        await self._flow("responseheaders", flow)
 
     @fail_closed
     async def response(self, flow: http.HTTPFlow) -> None:

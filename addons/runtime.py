@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+from addons.signin import SignIn
 from core.balance import Upstreams
 from core.policy.compiled import Policy
 from core.settings import Settings
@@ -13,6 +14,7 @@ class Runtime:
     settings: Settings | None = None
     store: PolicyStore | None = None
     upstreams: Upstreams = field(default_factory=Upstreams)
+    signin: SignIn | None = None  # keys, shared state and token cache; see addons.identify
 
     @property
     def policy(self) -> Policy | None:
