@@ -13,14 +13,13 @@ from core.auth.identity import Identity
 from core.auth.keys import KeyRing
 from core.auth.kv import KeyValue, open_kv
 from core.auth.regulation import Regulation, limits_storage, parse_tiers
-from core.auth.tokens import mint
+from core.auth.tokens import issuer_for, mint
 from core.auth.users import UsersSource
 from core.auth.verifier import Verifier, audiences
 from core.clientip import ClientAddress
 from core.hosts import normalise_host
 from core.settings import Settings
 
-NO_PORTAL_ISSUER = "urn:warren:no-portal"
 ASSERTION_SECONDS = 60
 _ASSERTION_REUSE_SECONDS = 30  # reissued when less than this is left
 
@@ -44,7 +43,7 @@ class SignIn:
     def from_settings(cls, settings: Settings) -> "SignIn":
         keys = KeyRing(settings.state_dir / "keys")
         keys.ensure()
-        issuer = settings.public_url or NO_PORTAL_ISSUER
+        issuer = issuer_for(settings.public_url)
         regulation = settings.regulation
         return cls(
             settings=settings,
@@ -86,7 +85,7 @@ class SignIn:
         cached = self._assertions.get(key)
         if cached is not None and cached[0] - now > _ASSERTION_REUSE_SECONDS:
             return cached[1]
-        claims: dict[str, object] = {"amr": [identity.method]}
+        claims: dict[str, object] = {"auth_method": identity.method}
         if identity.user is not None:
             claims["groups"] = list(identity.groups)
             if identity.email:

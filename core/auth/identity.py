@@ -25,8 +25,12 @@ class Identity:
 def allowed(identity: Identity, users: tuple[str, ...], groups: tuple[str, ...]) -> bool:
     """A person passes a users/groups list; no lists means any signed-in person."""
     user = identity.user
-    if user is None:
-        return False
+    return user is not None and listed(user, identity.groups, users, groups)
+
+
+def listed(
+    user: str, member_of: tuple[str, ...], users: tuple[str, ...], groups: tuple[str, ...]
+) -> bool:
     if not users and not groups:
         return True
-    return user in users or any(group in groups for group in identity.groups)
+    return user in users or any(group in groups for group in member_of)

@@ -73,7 +73,7 @@ def sign_in(
     error: str | None = None,
     username: str = "",
     secret_kind: str | None = None,  # "password" or "pin" when the resource has one
-    secret_error: str | None = None,
+    entry_error: str | None = None,
 ) -> str:
     lead = (
         f"<p>to continue to <strong>{escape(destination)}</strong></p>"
@@ -94,7 +94,7 @@ def sign_in(
 <button type="submit">Sign in</button>
 </form>"""
     if secret_kind is not None:
-        body += _secret_form(csrf, rd, destination, secret_kind, secret_error)
+        body += _secret_form(csrf, rd, destination, secret_kind, entry_error)
     return page("Sign in", body)
 
 

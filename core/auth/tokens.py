@@ -24,6 +24,14 @@ MAX_TOKEN_BYTES = 8192
 REQUIRED = ["exp", "iat", "iss", "aud", "sub"]
 
 
+NO_PORTAL_ISSUER = "urn:warren:no-portal"
+
+
+def issuer_for(public_url: str | None) -> str:
+    """Tokens are issued in the portal's name; a node without a portal still signs share links."""
+    return public_url or NO_PORTAL_ISSUER
+
+
 class TokenError(ValueError):
     """The token is not one Warren made for this purpose, place and time."""
 

@@ -136,10 +136,11 @@ def update(path: Path, change: Callable[[UsersFile], UsersFile]) -> UsersFile:
 
 
 class UsersSource:
-    """users.yaml as the portal and gateway read it: reloaded when the file changes (looked at
-    at most once a second); a file that does not validate keeps the last good one."""
+    """users.yaml as the portal and gateway read it: reloaded when the file changes (a stat per
+    use: sign-ins are rare next to requests); a file that does not validate keeps the last good
+    one."""
 
-    def __init__(self, path: Path, recheck_seconds: float = 1.0) -> None:
+    def __init__(self, path: Path, recheck_seconds: float = 0.0) -> None:
         self.path = path
         self._recheck = recheck_seconds
         self._checked = 0.0
@@ -151,7 +152,7 @@ class UsersSource:
 
     def current(self) -> UsersFile:
         now = time.monotonic()
-        if now - self._checked < self._recheck:
+        if self._recheck and now - self._checked < self._recheck:
             return self._users
         self._checked = now
         try:
