@@ -24,7 +24,8 @@ _HEADERS = {
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer, browsers send `Origin: null` on our forms.
+    "Referrer-Policy": "same-origin",
 }
 
 type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

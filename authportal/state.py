@@ -139,12 +139,19 @@ class Portal:
 
     def csrf_ok(self, request: web.Request, submitted: str) -> bool:
         origin = request.headers.get("Origin")
-        if origin is not None and origin != self.origin:
-            return False
-        if request.headers.get("Sec-Fetch-Site") == "cross-site":
-            return False
         expected = request.cookies.get(self.cookie(cookies.CSRF), "")
-        return bool(expected) and hmac.compare_digest(expected.encode(), submitted.encode())
+        if origin is not None and origin != self.origin:
+            why = f"from origin {origin[:100]!r}"
+        elif request.headers.get("Sec-Fetch-Site") == "cross-site":
+            why = "a cross-site request"
+        elif not expected:
+            why = "no CSRF cookie"
+        elif not hmac.compare_digest(expected.encode(), submitted.encode()):
+            why = "the CSRF token does not match"
+        else:
+            return True
+        log.info("form %s refused: %s", request.path, why)
+        return False
 
     async def code_for(self, target: Target, use: str, token: str) -> str:
         grant = sessions.CodeGrant(target.host, token, use, target.path, target.secure)

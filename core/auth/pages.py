@@ -80,6 +80,8 @@ def sign_in(
         if destination
         else "<p>with your Warren account</p>"
     )
+    # Back with an error and the name kept: the password is what to type next.
+    name_focus, password_focus = ("", " autofocus") if username else (" autofocus", "")
     body = f"""<h1>Sign in</h1>
 {lead}
 <form method="post" action="/sign-in">
@@ -87,10 +89,10 @@ def sign_in(
 {_hidden(csrf=csrf, rd=rd)}
 <label for="username">Username
 <input id="username" name="username" value="{escape(username)}" autocomplete="username"
- autocapitalize="none" spellcheck="false" required autofocus{_invalid(error)}></label>
+ autocapitalize="none" spellcheck="false" required{name_focus}{_invalid(error)}></label>
 <label for="password">Password
 <input id="password" name="password" type="password" autocomplete="current-password"
- required{_invalid(error)}></label>
+ required{password_focus}{_invalid(error)}></label>
 <button type="submit">Sign in</button>
 </form>"""
     if secret_kind is not None:
