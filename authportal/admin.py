@@ -74,11 +74,15 @@ def user_add(
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Add a user; the password is asked for (or read from stdin) and stored as argon2id."""
+    import re
+
     from pydantic import ValidationError
 
-    from core.auth.users import User, UsersFile, hash_secret, update
+    from core.auth.users import NAME, User, UsersFile, hash_secret, update
 
     settings = _settings(config)
+    if not re.match(NAME, name):
+        _fail("a user name is lower-case letters, digits, '.', '_' and '-' (at most 63)")
     password = _new_password(password_stdin)
     try:
         user = User(
