@@ -39,8 +39,22 @@ class Identify:
         self._basic: dict[str, tuple[float, Identity]] = {}
 
     def configure(self, updated: set[str]) -> None:
-        if "warren_config" in updated and self.runtime.settings is not None:
-            self.runtime.signin = SignIn.from_settings(self.runtime.settings)
+        if "warren_config" not in updated or self.runtime.settings is None:
+            return
+        signin = SignIn.from_settings(self.runtime.settings)
+        self.runtime.signin = signin
+        policy = self.runtime.policy
+        if (
+            signin.portal_host
+            and policy is not None
+            and not policy.resource_for(signin.portal_host)
+        ):
+            log.warning(
+                "public_url is %s, but no resource in the policy serves %s: browsers sent to "
+                "sign in will get 404 (add the portal as a resource, see the README's Sign-in)",
+                signin.portal_url,
+                signin.portal_host,
+            )
 
     async def done(self) -> None:
         if self.runtime.signin is not None:

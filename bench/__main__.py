@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-SUITES = ["gateway"]
+SUITES = ["gateway", "auth"]
 
 
 def main() -> int:

@@ -76,8 +76,11 @@ def wrk(
     seconds: float = 5,
     connections: int = 16,
     script: Path | None = None,
+    headers: Sequence[str] = (),
 ) -> Load:
     args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"Host: {host}"]
+    for header in headers:
+        args += ["-H", header]
     if script is not None:
         args += ["-s", str(script)]
     output = subprocess.run(
