@@ -43,13 +43,16 @@ class Upstream:
 
     @fail_closed
     def responseheaders(self, flow: http.HTTPFlow) -> None:
+        response = flow.response
+        if response is None or "set-cookie" not in response.headers:
+            return
         exchange = exchange_of(flow)
-        if exchange is None or exchange.target is None or flow.response is None:
+        if exchange is None or exchange.target is None:
             return  # only what an application answered; Warren's own answers set its cookies
         signin = self.runtime.signin
         if signin is not None and request_host(flow) == signin.portal_host:
             return
-        _refuse_warren_cookies(flow.response, flow)
+        _refuse_warren_cookies(response, flow)
 
     @fail_closed
     def response(self, flow: http.HTTPFlow) -> None:

@@ -37,12 +37,16 @@ def is_warren_cookie(name: str) -> bool:
 
 def read_cookie(header: str | None, name: str) -> str | None:
     """The first value of `name` in a Cookie header, without parsing the rest."""
-    if not header or name not in header:
+    if not header:
         return None
-    for part in header.split(";"):
-        key, equals, value = part.strip().partition("=")
-        if equals and key == name:
+    key = name + "="
+    start = header.find(key)
+    while start != -1:
+        if start == 0 or header[start - 1] in " ;":  # not the tail of a longer name
+            end = header.find(";", start)
+            value = header[start + len(key) : end if end != -1 else len(header)]
             return value.strip().strip('"')
+        start = header.find(key, start + 1)
     return None
 
 

@@ -106,3 +106,40 @@ def test_regulation_locks_a_name_and_an_address_with_escalating_windows(
         assert address.reason == "address"
 
     asyncio.run(scenario())
+
+
+def test_a_revocation_by_another_process_is_seen_on_the_next_read(tmp_path: Path) -> None:
+    """The gateway reads revocations from memory; another writer's change reaches it at once."""
+    path = tmp_path / "signin.sqlite3"
+    gateway, portal = SqliteKV(path), SqliteKV(path)
+
+    async def scenario() -> None:
+        for round_ in range(20):
+            sid = f"s{round_}"
+            assert not await sessions.revoked(gateway, sid, "alice", 0)  # mirror loaded
+            await sessions.revoke_session(portal, sid, time.time() + 60)
+            assert await sessions.revoked(gateway, sid, "alice", 0)
+        await gateway.close()
+        await portal.close()
+
+    asyncio.run(scenario())
+
+
+def test_redis_revocations_reach_every_reader_by_push(redis_url: str) -> None:
+    gateway, portal = RedisKV(redis_url), RedisKV(redis_url)
+
+    async def scenario() -> None:
+        await sessions.revoke_session(portal, "before", time.time() + 60)
+        assert not await sessions.revoked(gateway, "s-push", "bob", 0)  # asks Redis, subscribes
+        async with asyncio.timeout(10):
+            while gateway._mirror is None:  # the copy in memory is in step
+                await asyncio.sleep(0.01)
+        assert await sessions.revoked(gateway, "before", "bob", 0)  # loaded when subscribing
+        await sessions.revoke_session(portal, "s-push", time.time() + 60)
+        async with asyncio.timeout(10):
+            while not await sessions.revoked(gateway, "s-push", "bob", 0):
+                await asyncio.sleep(0.01)
+        await gateway.close()
+        await portal.close()
+
+    asyncio.run(scenario())
