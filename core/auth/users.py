@@ -14,6 +14,7 @@ The file holds secrets (hashes, TOTP seeds), so it is written with mode 0600.
 """
 
 import fcntl
+import functools
 import os
 import re
 import time
@@ -84,13 +85,16 @@ def check_secret(hashed: str, secret: str) -> bool:
         return False
 
 
-# Verified in place of a missing user's hash, so an unknown name costs what a wrong password does.
-_DUMMY_HASH = HASHER.hash("warren: no such user")
+@functools.cache
+def _stand_in_hash() -> str:
+    """Verified in place of a missing user's hash, so an unknown name costs what a wrong
+    password does (made on first use: hashing takes a noticeable moment)."""
+    return HASHER.hash("warren: no such user")
 
 
 def authenticate(users: UsersFile, name: str, password: str) -> User | None:
     user = users.users.get(name)
-    matched = check_secret(user.password if user else _DUMMY_HASH, password)
+    matched = check_secret(user.password if user else _stand_in_hash(), password)
     return user if matched and user is not None else None
 
 

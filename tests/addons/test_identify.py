@@ -277,3 +277,20 @@ def test_the_portal_keeps_its_own_cookies(tmp_path: Path) -> None:
         jar = ("Cookie", "warren_portal=p; warren_csrf=c; warren_session=s; other=1")
         made = run(n.context, flow("auth.example", "/sign-in", headers=[jar]))
         assert made.request.headers["cookie"] == "warren_portal=p; warren_csrf=c; other=1"
+
+
+def test_a_shared_cookie_domain_covers_every_host_below_it(tmp_path: Path) -> None:
+    with node(tmp_path, settings="session: {cookie_domain: .example}\n") as n:
+        token = n.session(".example")
+        code = n.code(sessions.CodeGrant("app.example", token, "session", "/", True))
+        made = run(n.context, flow("app.example", f"/.warren/callback?code={code}"))
+        set_cookie = answer(made).headers["set-cookie"]
+        assert set_cookie.startswith("__Secure-warren_session=")
+        assert "; Domain=.example" in set_cookie
+        assert "; Secure" in set_cookie
+        shared = cookie(token, "__Secure-warren_session")
+        for host in ("app.example", "other.example"):
+            assert run(n.context, tls_flow(host, "/", headers=[shared])).response is None
+        # A session for one host stays that host's, even with a shared domain configured.
+        only_app = cookie(n.session("app.example"), "__Secure-warren_session")
+        assert status(run(n.context, tls_flow("other.example", "/", headers=[only_app]))) == 401
