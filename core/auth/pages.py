@@ -33,6 +33,7 @@ background:var(--error-bg);color:var(--ink)}
 .who dt{font-size:.85rem;color:var(--muted)}.who dd{margin:0 0 .4rem;font-weight:600}
 ul.apps{list-style:none;padding:0;margin:.5rem 0 0;display:grid;gap:.4rem}
 .small{font-size:.9rem}
+form+p{margin-top:1.1rem}
 """
 
 _LOGO = (
