@@ -266,6 +266,7 @@ class RedisKV:
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(self.CHANNEL)
                     await self._resync()  # after subscribing: no change can fall in between
+                    log.info("following revocations in Redis (%d now)", len(self._mirror or {}))
                     delay = 0.5
                     resync_at = time.monotonic() + self.RESYNC_SECONDS
                     while True:
