@@ -17,6 +17,7 @@ from core.auth.tokens import issuer_for, mint
 from core.auth.users import UsersSource
 from core.auth.verifier import Verifier, audiences
 from core.clientip import ClientAddress
+from core.forwarding import ASSERTION_HEADER
 from core.hosts import normalise_host
 from core.settings import Settings
 
@@ -35,9 +36,9 @@ class SignIn:
     users: UsersSource
     regulation: Regulation
     verifier: Verifier
-    _assertions: OrderedDict[tuple[str, str | None, str], tuple[float, str]] = field(
-        default_factory=OrderedDict
-    )
+    _assertions: OrderedDict[
+        tuple[str, str | None, str], tuple[float, tuple[tuple[bytes, bytes], ...]]
+    ] = field(default_factory=OrderedDict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "SignIn":
@@ -78,19 +79,34 @@ class SignIn:
             return None
         return f"{self.portal_url}/sign-in?rd={quote(return_to, safe='')}"
 
-    def assertion(self, identity: Identity, host: str) -> str:
-        """The signed statement the application receives: reused while it has 30 s to live."""
+    def identity_headers(self, identity: Identity, host: str) -> tuple[tuple[bytes, bytes], ...]:
+        """Remote-User, Remote-Email, Remote-Groups and the signed assertion, as header fields;
+        made once and reused while the assertion has 30 s to live."""
         key = (identity.subject, identity.session_id, host)
         now = time.time()
         cached = self._assertions.get(key)
         if cached is not None and cached[0] - now > _ASSERTION_REUSE_SECONDS:
             return cached[1]
+        fields: list[tuple[bytes, bytes]] = []
+        if identity.user is not None:
+            fields.append((b"Remote-User", identity.user.encode()))
+            if identity.email:
+                fields.append((b"Remote-Email", identity.email.encode()))
+            fields.append((b"Remote-Groups", ",".join(identity.groups).encode()))
+        fields.append((ASSERTION_HEADER, self._assertion(identity, host, now).encode()))
+        made = tuple(fields)
+        self._assertions[key] = (now + ASSERTION_SECONDS, made)
+        if len(self._assertions) > 20_000:
+            self._assertions.popitem(last=False)
+        return made
+
+    def _assertion(self, identity: Identity, host: str, now: float) -> str:
         claims: dict[str, object] = {"auth_method": identity.method}
         if identity.user is not None:
             claims["groups"] = list(identity.groups)
             if identity.email:
                 claims["email"] = identity.email
-        token = mint(
+        return mint(
             self.keys,
             use="assertion",
             issuer=self.issuer,
@@ -100,10 +116,6 @@ class SignIn:
             claims=claims,
             now=now,
         )
-        self._assertions[key] = (now + ASSERTION_SECONDS, token)
-        if len(self._assertions) > 20_000:
-            self._assertions.popitem(last=False)
-        return token
 
 
 def request_host(flow: http.HTTPFlow) -> str:

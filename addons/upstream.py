@@ -73,9 +73,9 @@ def _rewrite_headers(flow: http.HTTPFlow, exchange: Exchange, signin: SignIn | N
     host = request.host_header or ""
     portal = signin is not None and normalise_host(host) == signin.portal_host
     identity = exchange.identity
-    extra: list[forwarding.Field] = []
+    extra: tuple[forwarding.Field, ...] = ()
     if identity is not None and signin is not None:
-        extra = _identity_headers(signin, identity, normalise_host(host))
+        extra = signin.identity_headers(identity, normalise_host(host))
     request.headers.fields = forwarding.rewrite(
         _without_credentials(request.headers.fields, portal, identity),
         client_ip=str(exchange.client.ip),
@@ -85,17 +85,6 @@ def _rewrite_headers(flow: http.HTTPFlow, exchange: Exchange, signin: SignIn | N
     )
     if cookies.SHARE_PARAMETER in request.path:
         request.path = _without_share_token(request.path)
-
-
-def _identity_headers(signin: SignIn, identity: Identity, host: str) -> list[forwarding.Field]:
-    fields: list[forwarding.Field] = []
-    if identity.user is not None:
-        fields.append((b"Remote-User", identity.user.encode()))
-        if identity.email:
-            fields.append((b"Remote-Email", identity.email.encode()))
-        fields.append((b"Remote-Groups", ",".join(identity.groups).encode()))
-    fields.append((forwarding.ASSERTION_HEADER, signin.assertion(identity, host).encode()))
-    return fields
 
 
 def _without_credentials(
