@@ -1,24 +1,72 @@
-"""Authentication: who is asking. Until the portal exists, sign-in cannot succeed."""
+"""Authentication enforced: whoever `addons.identify` proved, checked against the resource.
+
+A request that needs sign-in and has no identity: a browser is sent to the portal (or told to
+sign in), an API client gets 401. A signed-in person the resource does not list gets 403.
+"""
 
 from mitmproxy import http
 
-from addons.exchange import exchange_of
+from addons.exchange import Exchange, exchange_of
 from addons.failclosed import fail_closed
-from addons.respond import refuse
+from addons.respond import redirect, refuse
+from addons.runtime import Runtime
+from addons.signin import browser, original_url
+from core.auth.identity import Identity, allowed
+from core.policy.model import ResourceAuth
 from core.policy.rules import Outcome
 
 
+def permitted(identity: Identity, auth: ResourceAuth | None) -> bool:
+    if identity.method in ("session", "basic"):
+        return allowed(identity, auth.users, auth.groups) if auth is not None else True
+    if identity.method == "share":
+        return auth is not None and auth.share_links
+    return auth is not None and (auth.password_hash or auth.pin_hash) is not None
+
+
 class Auth:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
     @fail_closed
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         exchange = exchange_of(flow)
         if exchange is None or exchange.verdict is None or flow.response is not None:
             return
-        if exchange.verdict.outcome is Outcome.SIGN_IN and not exchange.resource_is_public:
+        if exchange.verdict.outcome is not Outcome.SIGN_IN or exchange.resource_is_public:
+            return
+        assert exchange.resource is not None
+        identity = exchange.identity
+        if identity is None:
+            self._challenge(flow, exchange)
+        elif not permitted(identity, exchange.resource.auth):
             refuse(
                 flow,
-                401,
-                detail="This application needs sign-in, and no sign-in portal is "
-                "configured on this gateway.",
-                reason="sign-in required",
+                403,
+                detail=f"You are signed in as {identity.subject}, and this application is not "
+                "open to that account. Ask its administrator, or sign out and use another one.",
+                reason=f"{identity.subject} is not allowed on {exchange.resource.name}",
             )
+
+    def _challenge(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
+        assert exchange.resource is not None
+        signin = self.runtime.signin
+        if browser(flow) and signin is not None:
+            target = signin.sign_in_url(original_url(flow, exchange.client))
+            if target is not None:
+                redirect(flow, target)
+                return
+        auth = exchange.resource.auth
+        realm = exchange.resource.name
+        if auth is not None and auth.basic_auth:
+            challenge = f'Basic realm="{realm}", charset="UTF-8"'
+        else:
+            challenge = f'Warren realm="{realm}"'
+        refuse(
+            flow,
+            401,
+            detail="Sign in first"
+            + (f" at {signin.portal_url}." if signin and signin.portal_url else "."),
+            reason="sign-in required",
+            headers={"www-authenticate": challenge},
+        )

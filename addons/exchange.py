@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from mitmproxy import http
 
+from core.auth.identity import Identity
 from core.clientip import ClientAddress
 from core.policy.compiled import CompiledResource, Policy
 from core.policy.model import Target
@@ -22,7 +23,8 @@ class Exchange:
     verdict: Verdict | None = None
     target: Target | None = None
     routed: bool = False
-    user: str | None = None  # the signed-in identity, set by sign-in before rate limits run
+    identity: Identity | None = None  # proved by a session, share link, password or basic auth
+    user: str | None = None  # identity.subject for people and share links; per-user rate limits
 
     @property
     def resource_is_public(self) -> bool:

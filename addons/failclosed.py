@@ -29,6 +29,12 @@ class InjectedFault(RuntimeError):
     pass
 
 
+# Set on a flow whose hook failed. A failure in `responseheaders` answers 500 before the server's
+# body is in; mitmproxy then puts that body into the answer, so `response` answers 500 again.
+FAILED = "warren_failed"
+_ANSWERED_AGAIN = "warren_failed_answered"
+
+
 type FlowHook[A] = Callable[[A, http.HTTPFlow], None]
 type AsyncFlowHook[A] = Callable[[A, http.HTTPFlow], Awaitable[None]]
 
@@ -43,6 +49,18 @@ def fail_closed[A](hook: Callable[[A, http.HTTPFlow], Any]) -> Any:
             flow.kill()  # the handshake is done; there is no response left to replace
             return
         refuse(flow, 500, reason=f"internal error in {name}")
+        flow.metadata[FAILED] = name
+
+    def failed_before(flow: http.HTTPFlow) -> bool:
+        failed = flow.metadata.get(FAILED)
+        if failed is None:
+            return False
+        if hook.__name__ != "response":
+            return True
+        if not flow.metadata.get(_ANSWERED_AGAIN) and flow.websocket is None:
+            flow.metadata[_ANSWERED_AGAIN] = True
+            refuse(flow, 500, reason=f"internal error in {failed}")
+        return False  # response hooks still run: they count the request out
 
     if inspect.iscoroutinefunction(hook):
         async_hook = cast(AsyncFlowHook[A], hook)
@@ -50,6 +68,8 @@ def fail_closed[A](hook: Callable[[A, http.HTTPFlow], Any]) -> Any:
         @functools.wraps(hook)
         async def guarded_async(self: A, flow: http.HTTPFlow) -> None:
             try:
+                if failed_before(flow):
+                    return
                 if FAILPOINTS and name in FAILPOINTS:
                     raise InjectedFault(name)
                 await async_hook(self, flow)

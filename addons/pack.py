@@ -21,8 +21,10 @@ from addons.failclosed import fail_closed
 from addons.gate import Gate
 from addons.geo import Geo
 from addons.health import Health
+from addons.identify import Identify
 from addons.ratelimit import RateLimit
 from addons.raw import RawResources
+from addons.reserved import Reserved
 from addons.routing import Routing
 from addons.rules import Rules
 from addons.runtime import Runtime
@@ -45,9 +47,11 @@ def features(runtime: Runtime) -> list[object]:
         ClientIp(runtime),
         SiteApi(runtime),
         Routing(),
+        Reserved(runtime),  # /.warren/callback and /.warren/logout, before the rules
         Rules(runtime),
+        Identify(runtime),  # who is asking, before rate limits keyed on the user
         RateLimit(runtime),
-        Auth(),
+        Auth(runtime),
         Upstream(runtime),
         Gate(),
         Tunnels(runtime),  # before Health: its first probes already see where sites are
@@ -103,8 +107,7 @@ class Warren:
     async def request(self, flow: http.HTTPFlow) -> None:
         await self._flow("request", flow)
 
-    # Not guarded: nothing here can let a request through (it has been forwarded already), and
-    # a response replaced at this point would get the backend's body streamed into it.
+    @fail_closed
     async def responseheaders(self, flow: http.HTTPFlow) -> None:
         await self._flow("responseheaders", flow)
 

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+from addons.signin import SignIn
 from core.balance import Upstreams
 from core.ipsets import IPAddress
 from core.policy.compiled import Policy
@@ -20,6 +21,7 @@ class Runtime:
     geo: GeoService | None = None  # filled in by addons.geo.Geo when warren.yaml names databases
     sites: SiteTable = field(default_factory=SiteTable)  # from the sidecar's sites.json
     rate_limiter: RateLimiter | None = None  # counts in settings.storage; made by RateLimit
+    signin: SignIn | None = None  # keys, shared state and token cache; see addons.identify
 
     @property
     def policy(self) -> Policy | None:

@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-SUITES = ["gateway", "geo", "ratelimit", "tunnel"]
+SUITES = ["gateway", "geo", "ratelimit", "auth", "tunnel"]
 
 
 def main() -> int:

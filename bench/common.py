@@ -78,8 +78,11 @@ def wrk(
     script: Path | None = None,
     address: str = "127.0.0.1",
     within: Sequence[str] = (),  # a command prefix, e.g. `ip netns exec NAME`
+    headers: Sequence[str] = (),
 ) -> Load:
     args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"Host: {host}"]
+    for header in headers:
+        args += ["-H", header]
     if script is not None:
         args += ["-s", str(script)]
     output = subprocess.run(

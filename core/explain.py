@@ -72,6 +72,14 @@ def explain(
     needs = "any signed-in user"
     if who is not None and (who.users or who.groups):
         needs = ", ".join([*(f"user {u}" for u in who.users), *(f"group {g}" for g in who.groups)])
+    if who is not None:
+        alternatives = [
+            ("the resource's password", who.password_hash is not None),
+            ("the resource's PIN", who.pin_hash is not None),
+            ("a share link", who.share_links),
+            ("basic auth", who.basic_auth),
+        ]
+        needs += "".join(f", or {text}" for text, offered in alternatives if offered)
     return found("sign-in", None, f"{why}; sign-in required ({needs})")
 
 

@@ -72,20 +72,27 @@ footer{margin-top:1.75rem;font-size:.85rem;color:var(--muted)}
 
 def _html(status: int, title: str, detail: str, reference: str | None) -> str:
     ref = f'<p class="ref">Reference: {html.escape(reference)}</p>' if reference else ""
+    body = (
+        f'<p class="code">Error {status}</p>\n<h1>{html.escape(title)}</h1>\n'
+        f"<p>{html.escape(detail)}</p>{ref}"
+    )
+    return document(f"{status} · {title}", body)
+
+
+def document(title: str, body: str, *, style: str = "") -> str:
+    """A Warren page: `body` (trusted HTML) in the card every Warren page shares."""
     return f"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex">
-<title>{status} · {html.escape(title)}</title>
-<style>{_STYLE}</style>
+<title>{html.escape(title)}</title>
+<style>{_STYLE}{style}</style>
 </head>
 <body>
 <main>
-<p class="code">Error {status}</p>
-<h1>{html.escape(title)}</h1>
-<p>{html.escape(detail)}</p>{ref}
+{body}
 <footer>Protected by Warren</footer>
 </main>
 </body>

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import timedelta
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
@@ -24,7 +25,7 @@ from pydantic_settings import (
 
 from core.fields import Duration
 from core.problems import ConfigError, Problem, from_validation_error
-from core.ratelimit.storage import check_storage_url
+from core.storage import check_storage_url
 from core.yamlfile import load_yaml, locate
 
 
@@ -95,6 +96,49 @@ class WireGuard(Section):
     probe_interval: Duration = timedelta(seconds=2)
 
 
+class Portal(Section):
+    listen: Annotated[Listen, NoDecode, BeforeValidator(_listen)] = Listen(
+        host="127.0.0.1", port=9180
+    )
+    # Whose X-Forwarded-For the portal believes (the gateway in front of it).
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = (
+        IPv4Network("127.0.0.1/32"),
+        IPv6Network("::1/128"),
+    )
+
+
+def _limit_strings(values: tuple[str, ...]) -> tuple[str, ...]:
+    from limits import parse
+
+    for value in values:
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a limit like 5/minute") from None
+    return values
+
+
+type LimitStrings = Annotated[tuple[str, ...], AfterValidator(_limit_strings)]
+
+
+class Regulation(Section):
+    """Failed sign-ins allowed per user name and per client address, in each window."""
+
+    per_user: LimitStrings = ("5/minute", "15/hour", "40/day")
+    per_ip: LimitStrings = ("20/minute", "100/hour", "400/day")
+
+
+def _public_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL like https://auth.example.com")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
+        raise ValueError("public_url is the portal's origin only, e.g. https://auth.example.com")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
 _yaml_values: ContextVar[dict[str, Any] | None] = ContextVar("warren_yaml_values", default=None)
 
 
@@ -111,7 +155,7 @@ class Settings(BaseSettings):
         env_prefix="WARREN_", env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
-    public_url: str | None = None
+    public_url: Annotated[str | None, AfterValidator(_public_url)] = None
     listen: Annotated[Listen, NoDecode, BeforeValidator(_listen)] = Listen(host="0.0.0.0", port=443)
     certs: tuple[Path, ...] = ()
     policy_file: Path = Path("policy.yaml")
@@ -123,6 +167,8 @@ class Settings(BaseSettings):
     wireguard: WireGuard = WireGuard()
     reload_poll: Duration = timedelta(seconds=1)
     control_socket: Path | None = None
+    portal: Portal = Portal()
+    regulation: Regulation = Regulation()
 
     @classmethod
     def settings_customise_sources(

@@ -23,12 +23,15 @@ class Capabilities:
 
 def node_capabilities(settings: "Settings | None") -> Capabilities:
     """What a node with these settings can evaluate: country conditions with a country database
-    configured, asn conditions with an ASN database. Whether the files open is checked where
-    they are opened (the gateway's start, `warren check warren.yaml`)."""
+    configured, asn conditions with an ASN database, per-user rate limits with a sign-in portal.
+    Whether the files open is checked where they are opened (the gateway's start, `warren check
+    warren.yaml`)."""
     if settings is None:
         return Capabilities()
     return Capabilities(
-        country_db=bool(settings.geoip.country_db), asn_db=bool(settings.geoip.asn_db)
+        country_db=bool(settings.geoip.country_db),
+        asn_db=bool(settings.geoip.asn_db),
+        sign_in=settings.public_url is not None,
     )
 
 

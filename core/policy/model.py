@@ -170,9 +170,29 @@ class Health(Strict):
     timeout: Duration = timedelta(seconds=2)
 
 
+def _argon2id_hash(value: str) -> str:
+    if not value.startswith("$argon2id$"):
+        raise ValueError("must be an argon2id hash from `warren hash`, never the secret itself")
+    return value
+
+
+type SecretHash = Annotated[str, AfterValidator(_argon2id_hash)]
+
+
 class ResourceAuth(Strict):
     users: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
+    # Alternatives to an account: whoever knows the resource's password (or PIN) gets in.
+    password_hash: SecretHash | None = None
+    pin_hash: SecretHash | None = None
+    share_links: bool = False  # `warren share NAME` links open the resource
+    basic_auth: bool = False  # API clients may send a Warren user's name and password
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> Self:
+        if self.password_hash is not None and self.pin_hash is not None:
+            raise ValueError("a resource has a password or a PIN, not both")
+        return self
 
 
 class Site(Strict):

@@ -25,7 +25,7 @@ from limits.errors import StorageError
 
 from core.ratelimit import housekeeping
 from core.ratelimit.spec import FailMode, Rate, Strategy
-from core.ratelimit.storage import open_storage, redact
+from core.storage import open_storage, redact
 
 log = logging.getLogger("warren.ratelimit")
 

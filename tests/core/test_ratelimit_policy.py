@@ -283,17 +283,48 @@ def test_storage_urls_are_checked(tmp_path: Path, storage: str, message: str | N
 def test_documented_storage_urls_open_a_limits_storage(storage: str) -> None:
     from limits.aio.storage import MemoryStorage, RedisStorage
 
-    from core.ratelimit.storage import check_storage_url, open_storage
+    from core.storage import check_storage_url, open_storage
 
     opened = open_storage(check_storage_url(storage))
     assert isinstance(opened, MemoryStorage if storage == "memory://" else RedisStorage)
 
 
 def test_passwords_never_appear_in_messages() -> None:
-    from core.ratelimit.storage import check_storage_url, redact
+    from core.storage import check_storage_url, redact
 
     assert redact("redis://:hunter2@db:6379/0") == "redis://:***@db:6379/0"
     assert redact("rediss://warren:hunter2@db") == "rediss://warren:***@db"
     with pytest.raises(ValueError, match="not a storage") as raised:
         check_storage_url("mongo://u:hunter2@db")
     assert "hunter2" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "where"),
+    [
+        ("redis://:secret@127.0.0.1/2", ("127.0.0.1", 6379, 2)),
+        ("valkey://127.0.0.1:6380/0", ("127.0.0.1", 6380, 0)),
+        ("rediss://127.0.0.1:6390", ("127.0.0.1", 6390, 0)),
+    ],
+)
+def test_sign_in_state_and_counters_read_the_same_url(
+    url: str, where: tuple[str, int, int]
+) -> None:
+    from core.storage import redis_client
+
+    client = redis_client(url)
+    kwargs = client.connection_pool.connection_kwargs
+    assert (kwargs["host"], kwargs["port"], kwargs.get("db", 0)) == where
+
+
+def test_a_unix_socket_and_a_sentinel_are_clients_too() -> None:
+    from redis.asyncio.sentinel import SentinelConnectionPool
+
+    from core.storage import redis_client
+
+    unix = redis_client("redis+unix:///run/redis.sock?db=3")
+    assert unix.connection_pool.connection_kwargs["path"] == "/run/redis.sock"
+    assert unix.connection_pool.connection_kwargs["db"] == 3
+    sentinel = redis_client("valkey+sentinel://10.0.0.1,10.0.0.2:26380/main")
+    assert isinstance(sentinel.connection_pool, SentinelConnectionPool)
+    assert sentinel.connection_pool.service_name == "main"

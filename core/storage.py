@@ -1,4 +1,8 @@
-"""Warren's `storage` URLs, mapped onto the `limits` library's async storages.
+"""Warren's `storage` URLs: what a node shares with other processes and nodes.
+
+Rate-limit counters and failed sign-ins go through the `limits` library (`open_storage`);
+sessions, one-time codes and revocations through a redis-py client (`redis_client`). Both read
+the same URL, so every documented scheme means the same server for both.
 
 | warren.yaml                              | limits                           |
 |------------------------------------------|----------------------------------|
@@ -13,8 +17,11 @@ Every Redis-family URL uses redis-py's asyncio client (`implementation="redispy"
 one client library to trust and to tune, whichever server answers.
 """
 
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 _SCHEMES = {
     "memory": "async+memory",
@@ -115,3 +122,38 @@ def open_storage(url: str) -> Any:
             "retry": Retry(NoBackoff(), 1),
         }
     return storage_from_string(limits_url(url), **options)
+
+
+def redis_client(url: str, **options: Any) -> "Redis":
+    """A redis-py asyncio client for a shared `storage` URL (not `memory://`)."""
+    from redis.asyncio import Redis
+    from redis.asyncio.sentinel import Sentinel
+
+    parts = urlsplit(url)
+    kind = parts.scheme.partition("+")[2]
+    tls = parts.scheme in ("rediss", "valkeys")
+    password = unquote(parts.password) if parts.password else None
+    username = unquote(parts.username) if parts.username else None
+    if kind == "unix":
+        database = int(parse_qs(parts.query).get("db", ["0"])[0])
+        return Redis(
+            unix_socket_path=parts.path,
+            db=database,
+            username=username,
+            password=password,
+            **options,
+        )
+    located = _with_ports(parts.netloc, parts.scheme).rpartition("@")[2].split(",")
+    if kind == "sentinel":
+        hosts = [
+            (urlsplit(f"//{h}").hostname or "", urlsplit(f"//{h}").port or 26379) for h in located
+        ]
+        service = parts.path.strip("/").partition("/")[0]
+        sentinel = Sentinel(hosts, username=username, password=password)
+        master: Redis = sentinel.master_for(
+            service, username=username, password=password, **options
+        )
+        return master
+    scheme = "rediss" if tls else "redis"
+    netloc = _with_ports(parts.netloc, parts.scheme)  # the same defaults `limits` gets
+    return Redis.from_url(urlunsplit(parts._replace(scheme=scheme, netloc=netloc)), **options)

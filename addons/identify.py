@@ -1,0 +1,246 @@
+"""Who is asking: a session cookie, a resource-password cookie, a share link, or basic auth.
+
+Runs after the rules and before rate limiting, so `exchange.user` is known to per-user limits;
+`addons.auth` then decides. A session's signature is checked once and remembered
+(`core.auth.verifier`); whether it was revoked is asked of the shared state on every request.
+"""
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import logging
+import time
+from urllib.parse import parse_qsl, urlencode
+
+from mitmproxy import http
+
+from addons.exchange import Exchange, exchange_of
+from addons.failclosed import fail_closed
+from addons.respond import redirect, refuse
+from addons.runtime import Runtime
+from addons.signin import SignIn, browser, is_https, request_host
+from core.auth import cookies, sessions
+from core.auth.identity import Identity
+from core.auth.tokens import TokenError, fingerprint
+from core.auth.users import authenticate
+from core.paths import split_target
+from core.policy.compiled import CompiledResource
+from core.policy.rules import Outcome
+
+log = logging.getLogger("warren.auth")
+
+BASIC_CACHE_SECONDS = 300.0
+
+
+class Identify:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._basic: dict[str, tuple[float, Identity]] = {}
+
+    def configure(self, updated: set[str]) -> None:
+        if "warren_config" not in updated or self.runtime.settings is None:
+            return
+        signin = SignIn.from_settings(self.runtime.settings)
+        self.runtime.signin = signin
+        policy = self.runtime.policy
+        if (
+            signin.portal_host
+            and policy is not None
+            and not policy.resource_for(signin.portal_host)
+        ):
+            log.warning(
+                "public_url is %s, but no resource in the policy serves %s: browsers sent to "
+                "sign in will get 404 (add the portal as a resource, see the README's Sign-in)",
+                signin.portal_url,
+                signin.portal_host,
+            )
+
+    async def done(self) -> None:
+        if self.runtime.signin is not None:
+            await self.runtime.signin.kv.close()
+
+    @fail_closed
+    async def requestheaders(self, flow: http.HTTPFlow) -> None:
+        exchange = exchange_of(flow)
+        signin = self.runtime.signin
+        if exchange is None or exchange.verdict is None or flow.response is not None:
+            return
+        if signin is None or exchange.resource is None:
+            return
+        identity = None
+        cookie_header = flow.request.headers.get("cookie")
+        if cookie_header is not None and "warren_" in cookie_header:
+            identity = await _from_cookies(signin, flow, exchange, cookie_header)
+        auth = exchange.resource.auth
+        if identity is None and auth is not None:
+            if auth.share_links and cookies.SHARE_PARAMETER in flow.request.path:
+                identity = await _from_share_link(signin, flow, exchange)
+            elif (
+                auth.basic_auth
+                and exchange.verdict.outcome is Outcome.SIGN_IN
+                and "authorization" in flow.request.headers
+            ):
+                identity = await self._from_basic(signin, flow, exchange)
+        if identity is not None:
+            exchange.identity = identity
+            exchange.user = identity.subject if identity.method != "password" else None
+
+    async def _from_basic(
+        self, signin: SignIn, flow: http.HTTPFlow, exchange: Exchange
+    ) -> Identity | None:
+        credentials = _basic_credentials(flow.request.headers.get("authorization", ""))
+        if credentials is None:
+            return None
+        name, password = credentials
+        users = signin.users.current()
+        digest = hashlib.sha256(
+            f"{signin.users.generation}\0{name}\0{password}".encode()
+        ).hexdigest()
+        now = time.time()
+        cached = self._basic.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        address = str(exchange.client.ip)
+        lockout = await signin.regulation.locked(address, name)
+        if lockout is not None:
+            refuse(
+                flow,
+                429,
+                detail="Too many failed sign-ins. Wait, then try again.",
+                reason=f"basic auth locked out by {lockout.reason}",
+                headers={"retry-after": str(int(lockout.retry_after) + 1)},
+            )
+            return None
+        user = await asyncio.to_thread(authenticate, users, name, password)
+        if user is None:
+            await signin.regulation.failed(address, name)
+            log.info("basic auth for %r from %s refused: wrong name or password", name, address)
+            return None
+        if user.totp is not None:
+            log.info("basic auth for %r refused: the account uses two-step verification", name)
+            return None
+        identity = Identity(
+            subject=name,
+            method="basic",
+            expires=now + BASIC_CACHE_SECONDS,
+            email=user.email,
+            groups=user.groups,
+            issued_at=now,
+        )
+        if len(self._basic) > 10_000:
+            self._basic.clear()
+        self._basic[digest] = (now + BASIC_CACHE_SECONDS, identity)
+        return identity
+
+
+async def _from_cookies(
+    signin: SignIn, flow: http.HTTPFlow, exchange: Exchange, header: str
+) -> Identity | None:
+    assert exchange.resource is not None
+    secure = is_https(flow, exchange.client)
+    host = request_host(flow)
+    token = cookies.read_cookie(header, signin.session_cookie(host, secure))
+    if token is not None:
+        try:
+            identity = signin.verifier.check(token, "session", host).identity
+        except TokenError as error:
+            log.debug("session cookie refused on %s: %s", host, error)
+        else:
+            if not await sessions.revoked(
+                signin.kv, identity.session_id, identity.user, identity.issued_at
+            ):
+                return identity
+    token = cookies.read_cookie(header, cookies.cookie_name(cookies.PASSWORD, secure))
+    if token is not None:
+        by_password = _password_identity(signin, token, host, exchange.resource)
+        if by_password is not None:
+            return by_password
+    token = cookies.read_cookie(header, cookies.cookie_name(cookies.SHARE, secure))
+    if token is not None:
+        return await _share_identity(signin, token, exchange.resource)
+    return None
+
+
+def _password_identity(
+    signin: SignIn, token: str, host: str, resource: CompiledResource
+) -> Identity | None:
+    auth = resource.auth
+    secret = auth.password_hash or auth.pin_hash if auth is not None else None
+    if secret is None:
+        return None
+    try:
+        verified = signin.verifier.check(token, "password", host)
+    except TokenError:
+        return None
+    claims = verified.claims
+    if claims.get("res") != resource.name or claims.get("pwv") != fingerprint(secret):
+        return None  # another resource's, or the password changed since
+    return verified.identity
+
+
+async def _share_identity(
+    signin: SignIn, token: str, resource: CompiledResource
+) -> Identity | None:
+    if resource.auth is None or not resource.auth.share_links:
+        return None
+    try:
+        verified = signin.verifier.check(token, "share", "", audience=f"share:{resource.name}")
+    except TokenError as error:
+        log.info("share link for %s refused: %s", resource.name, error)
+        return None
+    identity = verified.identity
+    if identity.session_id is None or await sessions.share_revoked(signin.kv, identity.session_id):
+        log.info("share link %s for %s refused: revoked", identity.session_id, resource.name)
+        return None
+    return identity
+
+
+async def _from_share_link(
+    signin: SignIn, flow: http.HTTPFlow, exchange: Exchange
+) -> Identity | None:
+    assert exchange.resource is not None
+    path, query = split_target(flow.request.path)
+    pairs = parse_qsl(query.removeprefix("?"), keep_blank_values=True)
+    token = next((value for key, value in pairs if key == cookies.SHARE_PARAMETER), None)
+    if token is None:
+        return None
+    identity = await _share_identity(signin, token, exchange.resource)
+    if identity is None:
+        refuse(
+            flow,
+            403,
+            detail="This share link does not open this application: it expired, was revoked, "
+            "or was made for another one.",
+            reason="share link refused",
+        )
+        return None
+    if browser(flow):
+        # Trade the link for a cookie, and show the address without the token.
+        secure = is_https(flow, exchange.client)
+        rest = [(key, value) for key, value in pairs if key != cookies.SHARE_PARAMETER]
+        redirect(
+            flow,
+            path + (f"?{urlencode(rest)}" if rest else ""),
+            cookies=[
+                cookies.set_cookie(
+                    cookies.cookie_name(cookies.SHARE, secure),
+                    token,
+                    max_age=int(identity.expires - time.time()),
+                    secure=secure,
+                )
+            ],
+        )
+    return identity
+
+
+def _basic_credentials(header: str) -> tuple[str, str] | None:
+    scheme, _space, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    name, colon, password = decoded.partition(":")
+    return (name, password) if colon and name else None

@@ -1,0 +1,42 @@
+"""The portal's sub-commands: `warren portal`, `warren user ...`, `warren share`, `warren keys`,
+`warren hash`. Kept light: heavy imports happen inside each command."""
+
+from pathlib import Path
+
+import typer
+
+from core.cli import DEFAULT_CONFIG, ConfigOption, fail_with
+
+users_app = typer.Typer(help="Manage the portal's users (users.yaml).", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage the signing keys in state_dir/keys.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    from authportal import admin
+
+    app.command(rich_help_panel="Run")(portal)
+    app.add_typer(users_app, name="user", rich_help_panel="Sign-in")
+    app.add_typer(keys_app, name="keys", rich_help_panel="Sign-in")
+    app.command(rich_help_panel="Sign-in")(admin.share)
+    app.command(name="hash", rich_help_panel="Sign-in")(admin.hash_secret)
+    users_app.command("add")(admin.user_add)
+    users_app.command("passwd")(admin.user_passwd)
+    users_app.command("del")(admin.user_del)
+    users_app.command("2fa")(admin.user_2fa)
+    users_app.command("list")(admin.user_list)
+    keys_app.command("rotate")(admin.keys_rotate)
+    keys_app.command("list")(admin.keys_list)
+
+
+def portal(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Run the sign-in portal (listens on portal.listen; reached at public_url)."""
+    from authportal.app import serve
+    from core.problems import ConfigError
+
+    try:
+        raise typer.Exit(serve(Path(config)))
+    except ConfigError as error:
+        fail_with(error)
+    except ValueError as error:
+        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None

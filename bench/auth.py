@@ -1,0 +1,220 @@
+"""Sign-in on the gateway: what checking a session on every request costs.
+
+1. requests/s to a resource behind sign-in, with a valid session cookie (verified signature
+   cached, revocation asked of the shared state on every request, identity headers and the
+   signed assertion added) vs a public resource on the same gateway (target >= 0.95); also as
+   the gateway's CPU time per request, which other load on a shared machine disturbs far less
+2. the same with the shared state in Redis instead of the node's SQLite file (when
+   redis-server is installed)
+3. the per-request cost in-process: a cached session lookup, and a revocation check (SQLite's
+   in-memory copy, with the change counter read)
+"""
+
+import asyncio
+import os
+import shutil
+import statistics
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench import common
+from core.auth import sessions
+from core.auth.keys import KeyRing
+from core.auth.kv import SqliteKV
+from core.auth.tokens import mint, new_id
+from core.auth.verifier import Verifier
+from demo import processes
+
+PORTAL = "http://auth.bench.example"
+PUBLIC = "public.bench.example"
+PRIVATE = "private.bench.example"
+
+
+def _policy(backend_port: int) -> str:
+    target = f"[{{host: 127.0.0.1, port: {backend_port}}}]"
+    return f"""\
+version: 1
+resources:
+  public:
+    host: {PUBLIC}
+    auth: public
+    targets: {target}
+  private:
+    host: {PRIVATE}
+    auth: {{groups: [ops]}}
+    targets: {target}
+"""
+
+
+def _gateway(directory: Path, backend_port: int, storage: str) -> tuple[list[str], int, str]:
+    directory.mkdir(parents=True, exist_ok=True)
+    port = processes.free_port()
+    (directory / "policy.yaml").write_text(_policy(backend_port))
+    config = directory / "warren.yaml"
+    config.write_text(
+        f"public_url: {PORTAL}\nlisten: 127.0.0.1:{port}\npolicy_file: policy.yaml\n"
+        f"state_dir: state\nstorage: {storage}\nreload_poll: 1h\n"
+    )
+    keys = KeyRing(directory / "state" / "keys")
+    keys.ensure()
+    session = mint(
+        keys,
+        use="session",
+        issuer=PORTAL,
+        audience=PRIVATE,
+        subject="alice",
+        lifetime=3600,
+        claims={"sid": new_id(), "groups": ["ops"], "email": "alice@example.com"},
+    )
+    return processes.warren("gateway", "--config", str(config)), port, session
+
+
+@contextmanager
+def _redis() -> Iterator[str | None]:
+    if shutil.which("redis-server") is None:
+        yield None
+        return
+    port = processes.free_port()
+    process = processes.start(
+        common.pinned(
+            ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+            common.LOAD_CORE,
+        )
+    )
+    try:
+        processes.wait_for_port(port, process)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        processes.stop(process)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system time the process has used, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _compare(name: str, storage: str, backend_port: int, quick: bool) -> dict[str, object]:
+    seconds, rounds = (3, 3) if quick else (4, 9)
+    base = common.workdir(f"auth-{name}")
+    args, port, session = _gateway(base, backend_port, storage)
+    cookie = f"Cookie: theme=dark; warren_session={session}"
+    cpu: dict[str, list[float]] = {"public": [], "signed-in": []}
+    with common.running(args, port, base / "gateway.log") as gateway:
+
+        def measure(label: str, host: str, headers: tuple[str, ...]) -> float:
+            before = _cpu_seconds(gateway.pid)
+            load = common.wrk(port, host, "/bench", seconds=seconds, headers=headers)
+            used = _cpu_seconds(gateway.pid) - before
+            if load.non_2xx or load.socket_errors:
+                raise RuntimeError(f"{host} failed requests during the benchmark: {load}")
+            cpu[label].append(used / max(1, load.requests) * 1e6)
+            return load.requests_per_second
+
+        common.wrk(port, PUBLIC, "/bench", seconds=1)  # warm-up; fills the session cache too
+        common.wrk(port, PRIVATE, "/bench", seconds=1, headers=(cookie,))
+        comparison = common.interleave(
+            name,
+            ("public", lambda: measure("public", PUBLIC, ())),
+            ("signed-in", lambda: measure("signed-in", PRIVATE, (cookie,))),
+            rounds,
+        )
+    return {
+        "storage": storage.split("://")[0],
+        "public_rps": comparison.baseline_rps,
+        "signed_in_rps": comparison.candidate_rps,
+        "ratio": comparison.ratio,
+        "ratios": comparison.ratios,
+        # The machine is shared: CPU time per request varies far less with other load than
+        # requests/s do. public/signed-in is the throughput ratio of a CPU-bound gateway.
+        "cpu_us_per_request": cpu,
+        "cpu_ratio": statistics.median(
+            public / signed for public, signed in zip(cpu["public"], cpu["signed-in"], strict=True)
+        ),
+    }
+
+
+def _per_request(quick: bool) -> dict[str, float]:
+    directory = common.workdir("auth-unit")
+    keys = KeyRing(directory / "keys")
+    keys.ensure()
+    verifier = Verifier(keys, PORTAL)
+    sid = new_id()
+    token = mint(
+        keys, use="session", issuer=PORTAL, audience=PRIVATE, subject="alice", lifetime=3600,
+        claims={"sid": sid, "groups": ["ops"]},
+    )  # fmt: skip
+    kv = SqliteKV(directory / "signin.sqlite3")
+    asyncio.run(sessions.revoke_session(kv, "someone-else", time.time() + 3600))
+    count = 2_000 if quick else 20_000
+    started = time.perf_counter()
+    for _ in range(50):
+        verifier = Verifier(keys, PORTAL)
+        verifier.check(token, "session", PRIVATE)
+    cold_us = (time.perf_counter() - started) / 50 * 1e6
+    started = time.perf_counter()
+    for _ in range(count):
+        verifier.check(token, "session", PRIVATE)
+    warm_us = (time.perf_counter() - started) / count * 1e6
+
+    async def revocations() -> float:
+        started = time.perf_counter()
+        for _ in range(count):
+            await sessions.revoked(kv, sid, "alice", 0)
+        return (time.perf_counter() - started) / count * 1e6
+
+    revocation_us = asyncio.run(revocations())
+    return {
+        "verify_cold_us": cold_us,
+        "verify_cached_us": warm_us,
+        "revocation_sqlite_us": revocation_us,
+    }
+
+
+def run(quick: bool) -> str:
+    results: dict[str, object] = {}
+    with common.backend() as backend_port:
+        results["sqlite"] = _compare("sqlite", "memory://", backend_port, quick)
+        with _redis() as redis_url:
+            if redis_url is not None:
+                results["redis"] = _compare("redis", redis_url, backend_port, quick)
+    results["per_request"] = _per_request(quick)
+    common.save("auth", results)
+    return report(results)
+
+
+def report(results: dict[str, object]) -> str:
+    rows = []
+    for key, label in (("sqlite", "memory:// (SQLite state)"), ("redis", "redis://")):
+        entry = results.get(key)
+        if not isinstance(entry, dict):
+            continue
+        public = statistics.median(entry["public_rps"])
+        signed = statistics.median(entry["signed_in_rps"])
+        cpu = entry["cpu_us_per_request"]
+        number = "1" if key == "sqlite" else "2"
+        rows.append([
+            f"{number}. signed-in vs public, {label}",
+            f"{entry['ratio']:.3f}",
+            ">= 0.95",
+            f"{signed:.0f} vs {public:.0f} req/s (medians)",
+        ])  # fmt: skip
+        rows.append([
+            f"{number}. the same in gateway CPU per request",
+            f"{entry['cpu_ratio']:.3f}",
+            ">= 0.95",
+            f"{statistics.median(cpu['signed-in']):.0f} vs "
+            f"{statistics.median(cpu['public']):.0f} us (medians)",
+        ])  # fmt: skip
+    unit = results["per_request"]
+    assert isinstance(unit, dict)
+    rows.append([
+        "3. session check, cached / first time",
+        f"{unit['verify_cached_us']:.2f} us",
+        "",
+        f"signature verified once: {unit['verify_cold_us']:.0f} us",
+    ])  # fmt: skip
+    rows.append(["3. revocation check (SQLite)", f"{unit['revocation_sqlite_us']:.2f} us", "", ""])
+    return common.table(rows, ["benchmark", "result", "target", "detail"])

@@ -1,0 +1,107 @@
+"""Revocation and one-time codes, on the shared key-value state (`core.auth.kv`).
+
+Signing out revokes the sign-in's session id: every cookie minted from it (the portal's and
+one per resource host) carries that id, so the sign-out reaches every resource at once. Deleting
+a user or changing their password revokes everything they signed in to before that moment.
+"""
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass
+
+from core.auth.kv import KeyValue
+
+CODE_SECONDS = 30  # a callback code lives just long enough for one redirect
+
+
+def _sid_key(session_id: str) -> str:
+    return f"revoked:sid:{session_id}"
+
+
+def _user_key(user: str) -> str:
+    return f"revoked:user:{user}"
+
+
+def _share_key(share_id: str) -> str:
+    return f"revoked:share:{share_id}"
+
+
+async def revoke_session(kv: KeyValue, session_id: str, expires: float) -> None:
+    await kv.put(_sid_key(session_id), "1", max(1.0, expires - time.time()))
+
+
+async def revoke_user(kv: KeyValue, user: str, session_lifetime: float) -> None:
+    """Every sign-in of `user` made before now; newer ones are unaffected."""
+    await kv.put(_user_key(user), str(time.time()), session_lifetime + 60)
+
+
+async def revoke_share(kv: KeyValue, share_id: str, expires: float) -> None:
+    await kv.put(_share_key(share_id), "1", max(1.0, expires - time.time()))
+
+
+def revocation_keys(session_id: str | None, user: str | None) -> list[str]:
+    keys = []
+    if session_id:
+        keys.append(_sid_key(session_id))
+    if user:
+        keys.append(_user_key(user))
+    return keys
+
+
+def is_revoked(
+    found: dict[str, str], session_id: str | None, user: str | None, issued_at: float
+) -> bool:
+    if session_id and _sid_key(session_id) in found:
+        return True
+    if user:
+        cutoff = found.get(_user_key(user))
+        if cutoff is not None and issued_at <= float(cutoff):
+            return True
+    return False
+
+
+async def revoked(kv: KeyValue, session_id: str | None, user: str | None, issued_at: float) -> bool:
+    keys = revocation_keys(session_id, user)
+    return bool(keys) and is_revoked(await kv.get_many(keys), session_id, user, issued_at)
+
+
+async def share_revoked(kv: KeyValue, share_id: str) -> bool:
+    return bool(await kv.get_many([_share_key(share_id)]))
+
+
+@dataclass(frozen=True, slots=True)
+class CodeGrant:
+    """What a callback code stands for: a token for one resource host and where to land."""
+
+    host: str
+    token: str
+    use: str  # "session" or "password": which cookie the token becomes
+    path: str  # path and query on that host
+    secure: bool  # the resource is reached over https: its cookie gets Secure
+
+
+def _code_key(code: str) -> str:
+    # Only a hash is stored: whoever reads the state cannot use a code still in flight.
+    return "code:" + hashlib.sha256(code.encode()).hexdigest()
+
+
+async def issue_code(kv: KeyValue, grant: CodeGrant) -> str:
+    code = secrets.token_urlsafe(32)
+    await kv.put(_code_key(code), json.dumps(asdict(grant)), CODE_SECONDS)
+    return code
+
+
+async def redeem_code(kv: KeyValue, code: str) -> CodeGrant | None:
+    if not code or len(code) > 128:
+        return None
+    stored = await kv.take(_code_key(code))
+    if stored is None:
+        return None
+    return CodeGrant(**json.loads(stored))
+
+
+async def first_use(kv: KeyValue, what: str, ttl: float) -> bool:
+    """True the first time `what` is seen within ttl (a TOTP code must not work twice)."""
+    return await kv.add("used:" + hashlib.sha256(what.encode()).hexdigest(), "1", ttl)

@@ -1,0 +1,175 @@
+"""users.yaml: the portal's accounts. Written by `warren user ...`; argon2id hashes only.
+
+```yaml
+version: 1
+users:
+  alice:
+    password: $argon2id$v=19$m=65536,t=3,p=4$...
+    email: alice@example.com
+    groups: [ops]
+    totp: JBSWY3DPEHPK3PXP      # present once `warren user 2fa alice` enrolled a second factor
+```
+
+The file holds secrets (hashes, TOTP seeds), so it is written with mode 0600.
+"""
+
+import fcntl
+import functools
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from core.problems import ConfigError, from_validation_error
+from core.yamlfile import load_yaml, locate
+
+HASHER = PasswordHasher(type=Type.ID)  # argon2-cffi's RFC 9106 low-memory profile
+NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+_EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\"]+$")
+_GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def _argon2id(value: str) -> str:
+    if not value.startswith("$argon2id$"):
+        raise ValueError("must be an argon2id hash ($argon2id$...), never a plain password")
+    return value
+
+
+def _email(value: str | None) -> str | None:
+    if value is not None and not _EMAIL.match(value):
+        raise ValueError(f"{value!r} is not an e-mail address")
+    return value
+
+
+def _groups(values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        if not _GROUP.match(value):
+            raise ValueError(f"{value!r} is not a group name (letters, digits, '.', '_', '-')")
+    return values
+
+
+type Argon2id = Annotated[str, AfterValidator(_argon2id)]
+
+
+class User(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    password: Argon2id
+    email: Annotated[str | None, AfterValidator(_email)] = None
+    groups: Annotated[tuple[str, ...], AfterValidator(_groups)] = ()
+    totp: str | None = Field(default=None, pattern=r"^[A-Z2-7]{16,128}$")
+
+
+class UsersFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] = 1
+    users: dict[Annotated[str, Field(pattern=NAME)], User] = Field(default_factory=dict)
+
+
+def hash_secret(secret: str) -> str:
+    return HASHER.hash(secret)
+
+
+def check_secret(hashed: str, secret: str) -> bool:
+    try:
+        return HASHER.verify(hashed, secret)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+@functools.cache
+def _stand_in_hash() -> str:
+    """Verified in place of a missing user's hash, so an unknown name costs what a wrong
+    password does (made on first use: hashing takes a noticeable moment)."""
+    return HASHER.hash("warren: no such user")
+
+
+def authenticate(users: UsersFile, name: str, password: str) -> User | None:
+    user = users.users.get(name)
+    matched = check_secret(user.password if user else _stand_in_hash(), password)
+    return user if matched and user is not None else None
+
+
+def load_users(path: Path) -> UsersFile:
+    if not path.exists():
+        return UsersFile()
+    text, data = load_yaml(path)
+    try:
+        return UsersFile.model_validate(data or {})
+    except ValidationError as error:
+        raise ConfigError(locate(text, from_validation_error(error), path)) from None
+
+
+def save_users(path: Path, users: UsersFile) -> None:
+    data = {
+        "version": 1,
+        "users": {
+            name: user.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+            for name, user in sorted(users.users.items())
+        },
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(
+            "# Written by `warren user`; argon2id hashes and TOTP seeds: keep it private.\n"
+        )
+        yaml.safe_dump(data, handle, sort_keys=False, default_flow_style=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(path)
+
+
+def update(path: Path, change: Callable[[UsersFile], UsersFile]) -> UsersFile:
+    """Read, change, write back, under a lock so two `warren user` commands never race."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        changed = change(load_users(path))
+        save_users(path, changed)
+        return changed
+
+
+class UsersSource:
+    """users.yaml as the portal and gateway read it: reloaded when the file changes (a stat per
+    use: sign-ins are rare next to requests); a file that does not validate keeps the last good
+    one."""
+
+    def __init__(self, path: Path, recheck_seconds: float = 0.0) -> None:
+        self.path = path
+        self._recheck = recheck_seconds
+        self._checked = 0.0
+        self._signature: tuple[int, int, int] | None = None
+        self._users = UsersFile()
+        self.generation = 0
+        self.last_error: str | None = None
+        self.current()
+
+    def current(self) -> UsersFile:
+        now = time.monotonic()
+        if self._recheck and now - self._checked < self._recheck:
+            return self._users
+        self._checked = now
+        try:
+            stat = os.stat(self.path)
+            signature: tuple[int, int, int] | None = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        except OSError:
+            signature = None
+        if signature != self._signature:
+            self._signature = signature
+            try:
+                self._users = load_users(self.path)
+                self.generation += 1
+                self.last_error = None
+            except ConfigError as error:
+                self.last_error = str(error)
+        return self._users
