@@ -12,8 +12,8 @@ import functools
 import inspect
 import logging
 import os
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
 from mitmproxy import http
 
@@ -35,13 +35,48 @@ FAILED = "warren_failed"
 _ANSWERED_AGAIN = "warren_failed_answered"
 
 
-type FlowHook[A] = Callable[[A, http.HTTPFlow], None]
-type AsyncFlowHook[A] = Callable[[A, http.HTTPFlow], Awaitable[None]]
+def guard[S](
+    hook: Callable[[Any, S], Any],
+    name: str,
+    on_error: Callable[[S, Exception], None],
+    registry: list[str],
+    skip: Callable[[S], bool] | None = None,
+) -> Any:
+    """Wrap a hook (sync or async) so an exception, injected or real, goes to `on_error`."""
+    registry.append(name)
+
+    if inspect.iscoroutinefunction(hook):
+
+        @functools.wraps(hook)
+        async def guarded_async(self: Any, subject: S) -> None:
+            try:
+                if skip is not None and skip(subject):
+                    return
+                if FAILPOINTS and name in FAILPOINTS:
+                    raise InjectedFault(name)
+                await hook(self, subject)
+            except Exception as error:
+                on_error(subject, error)
+
+        return guarded_async
+
+    @functools.wraps(hook)
+    def guarded(self: Any, subject: S) -> None:
+        try:
+            if skip is not None and skip(subject):
+                return
+            if FAILPOINTS and name in FAILPOINTS:
+                raise InjectedFault(name)
+            hook(self, subject)
+        except Exception as error:
+            on_error(subject, error)
+
+    return guarded
 
 
-def fail_closed[A](hook: Callable[[A, http.HTTPFlow], Any]) -> Any:
+def fail_closed(hook: Callable[[Any, http.HTTPFlow], Any]) -> Any:
+    """For flow hooks: an exception answers 500 (and later hooks of the flow stand down)."""
     name = f"{hook.__module__.rpartition('.')[2]}.{hook.__name__}"
-    HOOKS.append(name)
 
     def fail(flow: http.HTTPFlow, error: Exception) -> None:
         log.error("%s failed: %r; answering 500", name, error, exc_info=error)
@@ -62,31 +97,4 @@ def fail_closed[A](hook: Callable[[A, http.HTTPFlow], Any]) -> Any:
             refuse(flow, 500, reason=f"internal error in {failed}")
         return False  # response hooks still run: they count the request out
 
-    if inspect.iscoroutinefunction(hook):
-        async_hook = cast(AsyncFlowHook[A], hook)
-
-        @functools.wraps(hook)
-        async def guarded_async(self: A, flow: http.HTTPFlow) -> None:
-            try:
-                if failed_before(flow):
-                    return
-                if FAILPOINTS and name in FAILPOINTS:
-                    raise InjectedFault(name)
-                await async_hook(self, flow)
-            except Exception as error:
-                fail(flow, error)
-
-        return guarded_async
-
-    sync_hook = cast(FlowHook[A], hook)
-
-    @functools.wraps(hook)
-    def guarded(self: A, flow: http.HTTPFlow) -> None:
-        try:
-            if FAILPOINTS and name in FAILPOINTS:
-                raise InjectedFault(name)
-            sync_hook(self, flow)
-        except Exception as error:
-            fail(flow, error)
-
-    return guarded
+    return guard(hook, name, fail, HOOKS, skip=failed_before)

@@ -10,8 +10,6 @@ bytes are relayed by an ignoring TCP/UDP layer (no flow, no copy kept, no TLS in
 Fail closed per connection: an exception in any of these hooks kills the connection.
 """
 
-import functools
-import inspect
 import logging
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -19,7 +17,7 @@ from typing import Any, NamedTuple
 from mitmproxy import connection, ctx
 from mitmproxy.proxy import layer, layers, server_hooks
 
-from addons.failclosed import FAILPOINTS, InjectedFault
+from addons.failclosed import guard
 from addons.options import UNROUTED
 from addons.runtime import Runtime
 from core.balance import TargetKey, target_key
@@ -48,37 +46,16 @@ def raw_mode(settings: Settings, protocol: str, port: int) -> str:
 
 
 def _guarded(kill: Callable[[Any, str], None]) -> Callable[[Any], Any]:
-    def wrap(hook: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """For connection hooks: an exception, injected or real, closes the connection."""
+
+    def wrap(hook: Callable[[Any, Any], Any]) -> Any:
         name = f"raw.{hook.__name__}"
-        HOOKS.append(name)
 
         def fail(data: Any, error: Exception) -> None:
             log.error("%s failed: %r; closing the connection", name, error, exc_info=error)
             kill(data, f"internal error in {name}")
 
-        if inspect.iscoroutinefunction(hook):
-
-            @functools.wraps(hook)
-            async def guarded_async(self: Any, data: Any) -> None:
-                try:
-                    if FAILPOINTS and name in FAILPOINTS:
-                        raise InjectedFault(name)
-                    await hook(self, data)
-                except Exception as error:
-                    fail(data, error)
-
-            return guarded_async
-
-        @functools.wraps(hook)
-        def guarded(self: Any, data: Any) -> None:
-            try:
-                if FAILPOINTS and name in FAILPOINTS:
-                    raise InjectedFault(name)
-                hook(self, data)
-            except Exception as error:
-                fail(data, error)
-
-        return guarded
+        return guard(hook, name, fail, HOOKS)
 
     return wrap
 
