@@ -49,7 +49,7 @@ def generate_database(path: Path, networks: int, seed: int = 5) -> list[IPv4Netw
     """Returns the networks placed in the clients' countries (the rest are in denied ones)."""
     # GeoLite2-Country holds some 500 000 networks; the tree depth (the walk) is similar.
     from mmdb_writer import MMDBWriter
-    from netaddr import IPSet  # type: ignore[import-untyped]
+    from netaddr import IPSet
 
     rng = random.Random(seed)
     countries = [*CLIENT_COUNTRIES, *DENIED]

@@ -124,7 +124,7 @@ def build(source: Path, output: Path) -> list[Row]:
     from mmdb_writer import MMDBWriter
 
     # netaddr ships no type information; mmdb-writer takes its IPSet.
-    from netaddr import IPNetwork as NetaddrNetwork  # type: ignore[import-untyped]
+    from netaddr import IPNetwork as NetaddrNetwork
     from netaddr import IPSet
 
     rows = read_rows(source)

@@ -22,7 +22,8 @@ class Backend:
     port: int
 
     def records(self) -> list[dict[str, Any]]:
-        return httpx.get(f"http://127.0.0.1:{self.port}/.records").json()  # type: ignore[no-any-return]
+        records: list[dict[str, Any]] = httpx.get(f"http://127.0.0.1:{self.port}/.records").json()
+        return records
 
     def received(self, marker: str) -> list[dict[str, Any]]:
         """What arrived whose target contains `marker` (tests use unique paths)."""

@@ -9,7 +9,7 @@ from collections import Counter
 import httpx
 
 from demo import processes
-from tests.conftest import Backend, GatewayFactory, eventually
+from tests.conftest import Backend, Gateway, GatewayFactory, eventually
 
 SLOW_POLL = "reload_poll: 1h\n"  # so only the trigger under test can cause a reload
 
@@ -27,8 +27,8 @@ resources:
 """
 
 
-def status(gateway: object, path: str) -> int:
-    return gateway.get("app.example", path).status_code  # type: ignore[attr-defined, no-any-return]
+def status(gateway: Gateway, path: str) -> int:
+    return gateway.get("app.example", path).status_code
 
 
 def test_an_edited_file_takes_effect_without_a_restart(

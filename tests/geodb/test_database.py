@@ -116,7 +116,7 @@ def test_the_reader_keeps_its_own_copy_whatever_happens_to_the_file(tmp_path: Pa
 
 def test_ipv6_against_an_ipv4_only_database_is_unknown_not_an_error(tmp_path: Path) -> None:
     from mmdb_writer import MMDBWriter
-    from netaddr import IPSet  # type: ignore[import-untyped]
+    from netaddr import IPSet
 
     writer = MMDBWriter(ip_version=4, database_type="Test-Country")
     writer.insert_network(IPSet(["198.51.100.0/24"]), {"country": {"iso_code": "DE"}})
