@@ -179,6 +179,8 @@ class RuleSet:
 
     def first_match(self, facts: Facts) -> CompiledRule | None:
         candidates = self._candidates(facts)
+        if not candidates:  # the common case for a resource without rules
+            return None
         rules = self.rules
         if len(candidates) == 1:
             ordered: Iterable[int] = candidates[0]
