@@ -9,13 +9,11 @@ country: 81.2.69.142 GB, 89.160.20.112 SE, 216.160.83.56 US, 2001:218::1 JP, 2a0
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
+from tests.support.testdata import testdata
 
 if TYPE_CHECKING:
     import typer
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-GEOIP = (ROOT.parent / "shared" / "testdata" / "geoip").resolve()  # as warren.yaml paths are
 
 COUNTRY = "GeoLite2-Country-Test.mmdb"
 ASN = "GeoLite2-ASN-Test.mmdb"
@@ -24,14 +22,7 @@ BROKEN_CITY = "GeoIP2-City-Test-Broken-Double-Format.mmdb"
 
 
 def geoip_file(name: str) -> Path:
-    path = GEOIP / name
-    if not path.is_file():
-        pytest.fail(
-            f"missing test database {path}: the MaxMind test databases belong in "
-            f"{GEOIP} (see ../shared/testdata/README.md)",
-            pytrace=False,
-        )
-    return path
+    return testdata("geoip", name)
 
 
 def build(directory: Path, rows: str, name: str = "custom.mmdb") -> Path:

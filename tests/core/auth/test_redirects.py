@@ -1,6 +1,5 @@
 """Post-sign-in destinations: only configured resource hosts, written plainly."""
 
-from pathlib import Path
 from urllib.parse import unquote_plus
 
 import pytest
@@ -8,9 +7,7 @@ import pytest
 from core.auth.redirects import safe_local_path, safe_target
 from core.policy.check import Capabilities
 from core.policy.load import parse_policy
-
-ROOT = Path(__file__).resolve().parents[3]
-CORPUS = ROOT.parent / "shared" / "testdata" / "open-redirects" / "openredirects.txt"
+from tests.support.testdata import testdata
 
 POLICY = parse_policy(
     """\
@@ -29,9 +26,8 @@ PORTS = frozenset({8443})
 
 
 def corpus() -> list[str]:
-    if not CORPUS.exists():
-        pytest.fail(f"the open-redirect corpus is missing: {CORPUS} (see ../shared/testdata)")
-    lines = CORPUS.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+    path = testdata("open-redirects", "openredirects.txt")
+    lines = path.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
     return [unquote_plus(line) for line in lines if line.strip()]
 
 
