@@ -9,7 +9,7 @@ country: 81.2.69.142 GB, 89.160.20.112 SE, 216.160.83.56 US, 2001:218::1 JP, 2a0
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tests.support.testdata import testdata
+from tests.support.testdata import shared_testdata
 
 if TYPE_CHECKING:
     import typer
@@ -22,7 +22,7 @@ BROKEN_CITY = "GeoIP2-City-Test-Broken-Double-Format.mmdb"
 
 
 def geoip_file(name: str) -> Path:
-    return testdata("geoip", name)
+    return shared_testdata("geoip", name)
 
 
 def build(directory: Path, rows: str, name: str = "custom.mmdb") -> Path:

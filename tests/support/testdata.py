@@ -21,7 +21,7 @@ def _candidates() -> list[Path]:
     return [*found, _WORKPLACE]
 
 
-def testdata(*parts: str) -> Path:
+def shared_testdata(*parts: str) -> Path:
     """A file or folder of the shared test data; a clear failure (never a skip) when absent."""
     for base in _candidates():
         if (base / "README.md").is_file():

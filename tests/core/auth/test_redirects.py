@@ -7,7 +7,7 @@ import pytest
 from core.auth.redirects import safe_local_path, safe_target
 from core.policy.check import Capabilities
 from core.policy.load import parse_policy
-from tests.support.testdata import testdata
+from tests.support.testdata import shared_testdata
 
 POLICY = parse_policy(
     """\
@@ -26,7 +26,7 @@ PORTS = frozenset({8443})
 
 
 def corpus() -> list[str]:
-    path = testdata("open-redirects", "openredirects.txt")
+    path = shared_testdata("open-redirects", "openredirects.txt")
     lines = path.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
     return [unquote_plus(line) for line in lines if line.strip()]
 
