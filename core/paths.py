@@ -127,14 +127,32 @@ def _strip_parameters(path: str) -> str:
     return "/".join(segment.partition(";")[0] for segment in path.split("/"))
 
 
-class PathPattern(NamedTuple):
+class PathPattern:
     """A compiled glob. `key` is the literal directory every matching path lies under (for an
-    exact pattern, the path itself)."""
+    exact pattern, the path itself).
 
-    source: str
-    kind: str  # "exact", "subtree" (a literal directory and all below it) or "glob"
-    key: str
-    regex: re.Pattern[str] | None
+    A glob's regular expression is compiled on its first match, not when the policy loads: it is
+    built from escaped literals and fixed fragments, so it cannot fail, and a large policy would
+    otherwise spend most of its reload compiling expressions few requests ever reach.
+    """
+
+    __slots__ = ("_regex", "key", "kind", "regex_source", "source")
+
+    def __init__(self, source: str, kind: str, key: str, regex_source: str | None) -> None:
+        self.source = source
+        self.kind = kind  # "exact", "subtree" (a literal directory and all below it) or "glob"
+        self.key = key
+        self.regex_source = regex_source
+        self._regex: re.Pattern[str] | None = None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PathPattern) and other.source == self.source
+
+    def __hash__(self) -> int:
+        return hash(self.source)
+
+    def __repr__(self) -> str:
+        return f"PathPattern({self.source!r})"
 
     def matches(self, match_path: str) -> bool:
         if self.kind == "exact":
@@ -144,8 +162,11 @@ class PathPattern(NamedTuple):
             return match_path.startswith(key) and (
                 len(match_path) == len(key) or match_path[len(key)] == "/"
             )
-        assert self.regex is not None
-        return self.regex.fullmatch(match_path) is not None
+        regex = self._regex
+        if regex is None:
+            assert self.regex_source is not None
+            regex = self._regex = re.compile(self.regex_source)
+        return regex.fullmatch(match_path) is not None
 
 
 _WILDCARD = re.compile(r"\*\*|\*|\?")
@@ -173,7 +194,7 @@ def compile_pattern(source: str) -> PathPattern:
     if subtree:
         regex += "(?:/.*)?"
     return PathPattern(
-        source, "glob", _directory_key(literals[0], bool(wildcards)), re.compile(regex)
+        source, "glob", _directory_key(literals[0], bool(wildcards)), regex
     )
 
 

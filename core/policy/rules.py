@@ -127,15 +127,17 @@ class RuleSet:
         "_by_ip",
         "_by_path_dir",
         "_by_path_exact",
+        "_compiled",
         "_country_unknown",
         "_rest",
-        "rules",
+        "refs",
     )
 
     def __init__(self, refs: Iterable[RuleRef]) -> None:
-        self.rules: tuple[CompiledRule, ...] = tuple(
-            CompiledRule(order, ref) for order, ref in enumerate(refs)
-        )
+        self.refs: tuple[RuleRef, ...] = tuple(refs)
+        # Matchers are built on first use: a reload of a large policy then pays only for the
+        # index, and a rule no request ever reaches never costs more.
+        self._compiled: list[CompiledRule | None] = [None] * len(self.refs)
         ip_entries: list[tuple[IPNetwork, int]] = []
         path_exact: dict[str, list[int]] = {}
         path_dir: dict[str, list[int]] = {}
@@ -144,8 +146,8 @@ class RuleSet:
         country_unknown: list[int] = []
         asn_unknown: list[int] = []
         rest: list[int] = []
-        for compiled in self.rules:
-            rule, order = compiled.ref.rule, compiled.order
+        for order, ref in enumerate(self.refs):
+            rule = ref.rule
             networks = rule.cidr or rule.ip
             if networks is not None:
                 ip_entries.extend((network, order) for network in networks)
@@ -156,12 +158,12 @@ class RuleSet:
             elif rule.country is not None:
                 for country in rule.country:
                     by_country.setdefault(country, []).append(order)
-                if compiled.outcome is Outcome.DENY:  # deny rules also fire on unknown countries
+                if rule.action == "deny":  # deny rules also fire on unknown countries
                     country_unknown.append(order)
             elif rule.asn is not None:
                 for asn in rule.asn:
                     by_asn.setdefault(asn, []).append(order)
-                if compiled.outcome is Outcome.DENY:
+                if rule.action == "deny":
                     asn_unknown.append(order)
             else:
                 rest.append(order)
@@ -175,19 +177,30 @@ class RuleSet:
         self._rest = tuple(rest)
 
     def __len__(self) -> int:
-        return len(self.rules)
+        return len(self.refs)
+
+    def rule(self, order: int) -> CompiledRule:
+        compiled = self._compiled[order]
+        if compiled is None:  # on the event loop; a race would only build it twice
+            compiled = self._compiled[order] = CompiledRule(order, self.refs[order])
+        return compiled
+
+    @property
+    def rules(self) -> tuple[CompiledRule, ...]:
+        """Every rule compiled, in order (for tools and tests; requests use the index)."""
+        return tuple(self.rule(order) for order in range(len(self.refs)))
 
     def first_match(self, facts: Facts) -> CompiledRule | None:
         candidates = self._candidates(facts)
         if not candidates:  # the common case for a resource without rules
             return None
-        rules = self.rules
+        compiled = self._compiled
         if len(candidates) == 1:
             ordered: Iterable[int] = candidates[0]
         else:
             ordered = merge(*candidates)
         for order in ordered:
-            rule = rules[order]
+            rule = compiled[order] or self.rule(order)
             if rule.matches(facts):
                 return rule
         return None
