@@ -193,9 +193,7 @@ def compile_pattern(source: str) -> PathPattern:
         regex += {"**": ".*", "*": "[^/]*", "?": "[^/]"}[wildcard] + re.escape(literal)
     if subtree:
         regex += "(?:/.*)?"
-    return PathPattern(
-        source, "glob", _directory_key(literals[0], bool(wildcards)), regex
-    )
+    return PathPattern(source, "glob", _directory_key(literals[0], bool(wildcards)), regex)
 
 
 def _validate_pattern(source: str) -> None:
