@@ -131,18 +131,17 @@ class PathPattern:
     """A compiled glob. `key` is the literal directory every matching path lies under (for an
     exact pattern, the path itself).
 
-    A glob's regular expression is compiled on its first match, not when the policy loads: it is
-    built from escaped literals and fixed fragments, so it cannot fail, and a large policy would
-    otherwise spend most of its reload compiling expressions few requests ever reach.
+    A glob's regular expression is built and compiled on its first match, not when the policy
+    loads: it is made of escaped literals and fixed fragments, so it cannot fail, and a large
+    policy would otherwise spend much of its reload on expressions few requests ever reach.
     """
 
-    __slots__ = ("_regex", "key", "kind", "regex_source", "source")
+    __slots__ = ("_regex", "key", "kind", "source")
 
-    def __init__(self, source: str, kind: str, key: str, regex_source: str | None) -> None:
+    def __init__(self, source: str, kind: str, key: str) -> None:
         self.source = source
         self.kind = kind  # "exact", "subtree" (a literal directory and all below it) or "glob"
         self.key = key
-        self.regex_source = regex_source
         self._regex: re.Pattern[str] | None = None
 
     def __eq__(self, other: object) -> bool:
@@ -164,12 +163,12 @@ class PathPattern:
             )
         regex = self._regex
         if regex is None:
-            assert self.regex_source is not None
-            regex = self._regex = re.compile(self.regex_source)
+            regex = self._regex = _glob_regex(self.source)
         return regex.fullmatch(match_path) is not None
 
 
 _WILDCARD = re.compile(r"\*\*|\*|\?")
+_WILDCARD_REGEX = {"**": ".*", "*": "[^/]*", "?": "[^/]"}
 
 
 def compile_pattern(source: str) -> PathPattern:
@@ -180,20 +179,31 @@ def compile_pattern(source: str) -> PathPattern:
     `/admin/*` matches `/admin`, `/admin/` and `/admin/a/b`.
     """
     _validate_pattern(source)
+    subtree, literals, _ = _parts(source)
+    if len(literals) == 1:
+        if subtree:
+            return PathPattern(source, "subtree", literals[0].rstrip("/"))
+        return PathPattern(source, "exact", literals[0])
+    return PathPattern(source, "glob", _directory_key(literals[0], True))
+
+
+def _parts(source: str) -> tuple[bool, list[str], list[str]]:
+    """Whether the pattern covers a subtree, its canonical literal pieces, and the wildcards
+    between them."""
     subtree = source.endswith(("/*", "/**")) and len(source) > 1
     body = source[: source.rindex("/")] if subtree else source
     literals = [_canonical_literal(piece) for piece in _WILDCARD.split(body)]
-    if len(literals) == 1:
-        if subtree:
-            return PathPattern(source, "subtree", literals[0].rstrip("/"), None)
-        return PathPattern(source, "exact", literals[0], None)
-    wildcards = _WILDCARD.findall(body)
+    return subtree, literals, _WILDCARD.findall(body)
+
+
+def _glob_regex(source: str) -> re.Pattern[str]:
+    subtree, literals, wildcards = _parts(source)
     regex = re.escape(literals[0])
     for wildcard, literal in zip(wildcards, literals[1:], strict=True):
-        regex += {"**": ".*", "*": "[^/]*", "?": "[^/]"}[wildcard] + re.escape(literal)
+        regex += _WILDCARD_REGEX[wildcard] + re.escape(literal)
     if subtree:
         regex += "(?:/.*)?"
-    return PathPattern(source, "glob", _directory_key(literals[0], bool(wildcards)), regex)
+    return re.compile(regex)
 
 
 def _validate_pattern(source: str) -> None:

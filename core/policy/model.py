@@ -1,7 +1,9 @@
 """policy.yaml as pydantic models: the contract admins write. Compiled by `core.policy.compiled`."""
 
 import re
+import socket
 from datetime import timedelta
+from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Annotated, Any, Literal, Self
 
@@ -31,6 +33,9 @@ class Strict(BaseModel):
 def _network(value: Any) -> IPv4Network | IPv6Network:
     if not isinstance(value, str):
         raise ValueError("a network is text like 10.0.0.0/8 or 2001:db8::/32")
+    network = _canonical_ipv4_network(value)
+    if network is not None:
+        return network
     try:
         return ip_network(value.strip(), strict=True)
     except ValueError as error:
@@ -38,6 +43,24 @@ def _network(value: Any) -> IPv4Network | IPv6Network:
             loose = ip_network(value.strip(), strict=False)
             raise ValueError(f"{value} has host bits set; did you mean {loose}?") from None
         raise ValueError(f"{value!r} is not an IP network") from None
+
+
+def _canonical_ipv4_network(text: str) -> IPv4Network | None:
+    """`a.b.c.d/n` written canonically, parsed about three times faster than `ip_network` (a
+    policy can hold 100 000 of them). Anything else returns None and takes the full parser."""
+    address, slash, prefix = text.partition("/")
+    if not slash or not prefix.isdigit() or str(int(prefix)) != prefix or int(prefix) > 32:
+        return None
+    try:
+        packed = socket.inet_aton(address)
+    except OSError:
+        return None
+    if socket.inet_ntoa(packed) != address:  # inet_aton also takes "1.2.3", octal, hex
+        return None
+    number, length = int.from_bytes(packed), int(prefix)
+    if number & ((1 << (32 - length)) - 1):
+        return None  # host bits set: the full parser words the error
+    return IPv4Network((number, length))
 
 
 def _address(value: Any) -> IPv4Network | IPv6Network:
@@ -60,9 +83,17 @@ _METHOD = re.compile(r"^[A-Z]+$")
 
 
 def _method(value: Any) -> str:
-    if not isinstance(value, str) or not _METHOD.match(value.strip().upper()):
+    if not isinstance(value, str):
         raise ValueError(f"{value!r} is not an HTTP method")
-    return value.strip().upper()
+    return _method_name(value)
+
+
+@lru_cache(maxsize=256)  # a large policy names a handful of methods, 100 000 times over
+def _method_name(value: str) -> str:
+    name = value.strip().upper()
+    if not _METHOD.match(name):
+        raise ValueError(f"{value!r} is not an HTTP method")
+    return name
 
 
 def _country(value: Any) -> str:

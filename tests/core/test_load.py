@@ -1,9 +1,14 @@
+from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from core.policy.check import Capabilities
 from core.policy.load import load_policy, parse_policy
+from core.policy.model import Rule
 from core.problems import ConfigError
 
 GOOD = """\
@@ -133,3 +138,34 @@ def test_not_yaml_and_not_a_mapping() -> None:
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_policy(tmp_path / "missing.yaml", Capabilities())
+
+
+# Rules' networks take a fast parser when written canonically; it must agree with ipaddress on
+# every text, canonical or not (a network it got wrong would let in or shut out the wrong people).
+_NETWORK_TEXT = st.one_of(
+    st.builds(
+        lambda octets, prefix: f"{'.'.join(map(str, octets))}/{prefix}",
+        st.lists(st.integers(0, 255), min_size=4, max_size=4),
+        st.integers(0, 32),
+    ),
+    st.builds(
+        lambda number, prefix: f"{IPv4Address(number >> (32 - prefix) << (32 - prefix))}/{prefix}",
+        st.integers(0, 2**32 - 1),
+        st.integers(0, 32),
+    ),
+    st.from_regex(r"\A[0-9x.]{1,16}/[0-9]{1,3}\Z"),
+    st.sampled_from(["1.2.3/24", "01.2.3.4/32", "1.2.3.4/033", "0x7f.0.0.1/32", "10.0.0.0/\uff18"]),
+)
+
+
+@given(_NETWORK_TEXT)
+def test_networks_parse_exactly_as_ipaddress_does(text: str) -> None:
+    try:
+        expected: IPv4Network | IPv6Network | str = ip_network(text, strict=True)
+    except ValueError:
+        expected = "refused"
+    try:
+        got: IPv4Network | IPv6Network | str = Rule.parse({"action": "deny", "cidr": text}).cidr[0]  # type: ignore[index]
+    except ValidationError:
+        got = "refused"
+    assert got == expected
