@@ -6,7 +6,7 @@ the same URL, so every documented scheme means the same server for both.
 
 | warren.yaml                              | limits                           |
 |------------------------------------------|----------------------------------|
-| memory://                                | async+memory://                  |
+| memory://                                | warren+memory:// (Warren's own)  |
 | redis://[:pw@]host:6379/0, rediss://...  | async+redis://, async+rediss://  |
 | redis+unix:///run/redis.sock?db=0        | async+redis+unix://              |
 | redis+sentinel://host:26379,h2:26379/svc | async+redis+sentinel://          |
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 _SCHEMES = {
-    "memory": "async+memory",
+    "memory": "warren+memory",  # core.ratelimit.memory
     "redis": "async+redis",
     "rediss": "async+rediss",
     "redis+unix": "async+redis+unix",
@@ -106,21 +106,24 @@ def limits_url(url: str) -> str:
 
 def open_storage(url: str) -> Any:
     """A `limits.aio.storage.Storage` for a checked URL. Nothing connects until first use."""
+    if not is_shared(url):
+        from core.ratelimit.memory import MemoryStorage
+
+        return MemoryStorage()
     from limits.storage import storage_from_string
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
-    options: dict[str, Any] = {"wrap_exceptions": True}
-    if is_shared(url):
-        options |= {
-            "implementation": "redispy",
-            "key_prefix": KEY_PREFIX,
-            "socket_connect_timeout": CONNECT_TIMEOUT_S,
-            "socket_timeout": COMMAND_TIMEOUT_S,
-            # One immediate retry: a pooled connection left over from before a Redis restart
-            # fails once, then reconnects. Anything more only delays declaring the outage.
-            "retry": Retry(NoBackoff(), 1),
-        }
+    options: dict[str, Any] = {
+        "wrap_exceptions": True,
+        "implementation": "redispy",
+        "key_prefix": KEY_PREFIX,
+        "socket_connect_timeout": CONNECT_TIMEOUT_S,
+        "socket_timeout": COMMAND_TIMEOUT_S,
+        # One immediate retry: a pooled connection left over from before a Redis restart fails
+        # once, then reconnects. Anything more only delays declaring the outage.
+        "retry": Retry(NoBackoff(), 1),
+    }
     return storage_from_string(limits_url(url), **options)
 
 

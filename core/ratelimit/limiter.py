@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from limits.aio import strategies
 from limits.errors import StorageError
 
-from core.ratelimit import housekeeping
+from core.ratelimit.memory import MemoryStorage
 from core.ratelimit.spec import FailMode, Rate, Strategy
 from core.storage import open_storage, redact
 
@@ -81,8 +81,6 @@ class RateLimiter:
         self._probe_interval = probe_interval
         self.outage: Outage | None = None
         self._probe: asyncio.Task[None] | None = None
-        self._housekeeping: asyncio.Task[None] | None = None
-        self._started = False
         self._allowed_by_amount: dict[int, Decision] = {}
 
     @property
@@ -105,8 +103,6 @@ class RateLimiter:
         """
         if self.outage is not None:
             return self._without_storage(rate, on_storage_error)
-        if not self._started:
-            self._start()
         strategy = self._strategies[rate.strategy]
         tightest: Decision | None = None
         try:
@@ -152,20 +148,16 @@ class RateLimiter:
             self._storage_failed(error)
 
     async def close(self) -> None:
-        for task in (self._probe, self._housekeeping):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe
+        if isinstance(self.storage, MemoryStorage):
+            await self.storage.aclose()
         client = getattr(getattr(self.storage, "bridge", None), "storage", None)
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.aclose()
-
-    def _start(self) -> None:
-        # On first use, inside the event loop the storage will live in.
-        self._started = True
-        self._housekeeping = housekeeping.take_over(self.storage)
 
     def _allowed(self, amount: int) -> Decision:
         # Allowed without stats is the common answer; one object per amount, not per request.

@@ -1,5 +1,4 @@
-"""RateLimiter, the API other components count with: test/clear, outages, raw connections, and
-the in-memory storage's housekeeping."""
+"""RateLimiter, the API other components count with: test/clear, outages, raw connections."""
 
 import asyncio
 import logging
@@ -75,30 +74,6 @@ resources:
         for _ in range(3):
             assert (await admit_connection(limiter, free, one)).refused_by is None
         await limiter.close()
-
-    asyncio.run(scenario())
-
-
-def test_memory_housekeeping_is_one_sweep_that_frees_expired_counters() -> None:
-    rate = parse_rate("5/second", "moving")
-
-    async def scenario() -> None:
-        limiter = RateLimiter()
-        await limiter.hit(rate, "a")
-        storage = limiter.storage
-        # Warren's sweep is the storage's timer, so the storage starts no task of its own.
-        assert storage.timer is not None
-        assert storage.timer is limiter._housekeeping
-        await limiter.hit(rate, "b")
-        assert storage.timer is limiter._housekeeping
-        assert storage.events
-        deadline = time.monotonic() + 10
-        while storage.events:  # the entries expire after a second; the sweep removes them
-            assert time.monotonic() < deadline, "expired entries were never swept"
-            await asyncio.sleep(0.05)
-        await limiter.close()
-        assert limiter._housekeeping is not None
-        assert limiter._housekeeping.cancelled()
 
     asyncio.run(scenario())
 
