@@ -28,7 +28,7 @@ def sidecar_resource(api: Listen) -> CompiledResource:
         targets=(Target(host=api.host, port=api.port),),
         auth="public",
     )
-    return CompiledResource(NAME, model, RuleSet(()))
+    return CompiledResource(NAME, model, RuleSet(f"resources.{NAME}.rules", ()))
 
 
 class SiteApi:

@@ -10,7 +10,7 @@ from core.clientip import ProxyTrust
 from core.hosts import HostTable
 from core.ipsets import IPNetwork
 from core.policy.model import PolicyFile, Resource, ResourceAuth, Target
-from core.policy.rules import Facts, RuleRef, RuleSet, Verdict, evaluate
+from core.policy.rules import Facts, RuleSet, Verdict, evaluate
 from core.ratelimit.compiled import GLOBAL_SCOPE, CompiledLimit, compile_limits
 
 
@@ -74,10 +74,7 @@ def compile_policy(model: PolicyFile, source: Path | None = None, digest: str = 
         name: CompiledResource(
             name,
             resource,
-            RuleSet(
-                RuleRef(f"resources.{name}.rules", index, rule)
-                for index, rule in enumerate(resource.rules)
-            ),
+            RuleSet(f"resources.{name}.rules", resource.rules),
             (global_limits if resource.protocol == "http" else ())
             + compile_limits(f"resources.{name}.rate_limits", name, resource.rate_limits),
         )
@@ -92,7 +89,7 @@ def compile_policy(model: PolicyFile, source: Path | None = None, digest: str = 
         source=source,
         digest=digest,
         trust=ProxyTrust(networks, cloudflare="cloudflare" in model.trusted_proxies),
-        global_rules=RuleSet(RuleRef("rules", i, rule) for i, rule in enumerate(model.rules)),
+        global_rules=RuleSet("rules", model.rules),
         resources=MappingProxyType(resources),
         hosts=HostTable(
             (host, compiled)

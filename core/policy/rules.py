@@ -130,14 +130,16 @@ class RuleSet:
         "_compiled",
         "_country_unknown",
         "_rest",
-        "refs",
+        "_rules",
+        "scope",
     )
 
-    def __init__(self, refs: Iterable[RuleRef]) -> None:
-        self.refs: tuple[RuleRef, ...] = tuple(refs)
+    def __init__(self, scope: str, rules: Sequence[Rule]) -> None:
+        self.scope = scope  # "rules" (global) or "resources.NAME.rules"
+        self._rules = tuple(rules)
         # Matchers are built on first use: a reload of a large policy then pays only for the
         # index, and a rule no request ever reaches never costs more.
-        self._compiled: list[CompiledRule | None] = [None] * len(self.refs)
+        self._compiled: list[CompiledRule | None] = [None] * len(self._rules)
         ip_entries: list[tuple[IPNetwork, int]] = []
         path_exact: dict[str, list[int]] = {}
         path_dir: dict[str, list[int]] = {}
@@ -146,8 +148,7 @@ class RuleSet:
         country_unknown: list[int] = []
         asn_unknown: list[int] = []
         rest: list[int] = []
-        for order, ref in enumerate(self.refs):
-            rule = ref.rule
+        for order, rule in enumerate(self._rules):
             networks = rule.cidr or rule.ip
             if networks is not None:
                 ip_entries.extend((network, order) for network in networks)
@@ -177,18 +178,19 @@ class RuleSet:
         self._rest = tuple(rest)
 
     def __len__(self) -> int:
-        return len(self.refs)
+        return len(self._rules)
 
     def rule(self, order: int) -> CompiledRule:
         compiled = self._compiled[order]
         if compiled is None:  # on the event loop; a race would only build it twice
-            compiled = self._compiled[order] = CompiledRule(order, self.refs[order])
+            ref = RuleRef(self.scope, order, self._rules[order])
+            compiled = self._compiled[order] = CompiledRule(order, ref)
         return compiled
 
     @property
     def rules(self) -> tuple[CompiledRule, ...]:
         """Every rule compiled, in order (for tools and tests; requests use the index)."""
-        return tuple(self.rule(order) for order in range(len(self.refs)))
+        return tuple(self.rule(order) for order in range(len(self._rules)))
 
     def first_match(self, facts: Facts) -> CompiledRule | None:
         candidates = self._candidates(facts)

@@ -5,11 +5,11 @@ from hypothesis import strategies as st
 
 from core.ipsets import parse_address
 from core.policy.model import Rule
-from core.policy.rules import Facts, Outcome, RuleRef, RuleSet, evaluate
+from core.policy.rules import Facts, Outcome, RuleSet, evaluate
 
 
 def rules(*specs: dict[str, object]) -> RuleSet:
-    return RuleSet(RuleRef("rules", i, Rule.parse(spec)) for i, spec in enumerate(specs))
+    return RuleSet("rules", [Rule.parse(spec) for spec in specs])
 
 
 def facts(
