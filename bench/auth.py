@@ -97,7 +97,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _compare(name: str, storage: str, backend_port: int, quick: bool) -> dict[str, object]:
-    seconds, rounds = (3, 3) if quick else (4, 9)
+    seconds, rounds = (3, 3) if quick else (3, 15)
     base = common.workdir(f"auth-{name}")
     args, port, session = _gateway(base, backend_port, storage)
     cookie = f"Cookie: theme=dark; warren_session={session}"

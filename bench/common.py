@@ -139,10 +139,16 @@ def interleave(
     candidate: tuple[str, Callable[[], float]],
     rounds: int,
 ) -> Comparison:
+    """Paired rounds, the order alternating (AB, BA, ...) so that a drift in the machine's load
+    during the run weighs on both sides alike."""
     comparison = Comparison(name, baseline[0], candidate[0])
-    for _ in range(rounds):
-        comparison.baseline_rps.append(baseline[1]())
-        comparison.candidate_rps.append(candidate[1]())
+    for index in range(rounds):
+        if index % 2:
+            comparison.candidate_rps.append(candidate[1]())
+            comparison.baseline_rps.append(baseline[1]())
+        else:
+            comparison.baseline_rps.append(baseline[1]())
+            comparison.candidate_rps.append(candidate[1]())
     return comparison
 
 
