@@ -179,19 +179,25 @@ def compile_pattern(source: str) -> PathPattern:
     `/admin/*` matches `/admin`, `/admin/` and `/admin/a/b`.
     """
     _validate_pattern(source)
-    subtree, literals, _ = _parts(source)
-    if len(literals) == 1:
+    subtree, body = _subtree_and_body(source)
+    if "*" not in body and "?" not in body:  # most patterns: a literal path or directory
+        literal = _canonical_literal(body)
         if subtree:
-            return PathPattern(source, "subtree", literals[0].rstrip("/"))
-        return PathPattern(source, "exact", literals[0])
+            return PathPattern(source, "subtree", literal.rstrip("/"))
+        return PathPattern(source, "exact", literal)
+    _, literals, _ = _parts(source)
     return PathPattern(source, "glob", _directory_key(literals[0], True))
+
+
+def _subtree_and_body(source: str) -> tuple[bool, str]:
+    subtree = source.endswith(("/*", "/**")) and len(source) > 1
+    return subtree, source[: source.rindex("/")] if subtree else source
 
 
 def _parts(source: str) -> tuple[bool, list[str], list[str]]:
     """Whether the pattern covers a subtree, its canonical literal pieces, and the wildcards
     between them."""
-    subtree = source.endswith(("/*", "/**")) and len(source) > 1
-    body = source[: source.rindex("/")] if subtree else source
+    subtree, body = _subtree_and_body(source)
     literals = [_canonical_literal(piece) for piece in _WILDCARD.split(body)]
     return subtree, literals, _WILDCARD.findall(body)
 
@@ -211,8 +217,8 @@ def _validate_pattern(source: str) -> None:
         raise ValueError("a path pattern starts with /")
     if ";" in source:
         raise ValueError("a path pattern cannot contain ';' (rules match paths without parameters)")
-    inner = source.split("/")[1:-1]
-    if any(segment in ("", ".", "..") for segment in inner) or source.endswith(("/.", "/..")):
+    # An empty or dot segment anywhere: between two slashes, or last.
+    if "//" in source or "/./" in source or "/../" in source or source.endswith(("/.", "/..")):
         raise ValueError("a path pattern cannot contain empty or dot segments")
 
 
