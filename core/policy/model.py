@@ -45,11 +45,15 @@ def _network(value: Any) -> IPv4Network | IPv6Network:
         raise ValueError(f"{value!r} is not an IP network") from None
 
 
+_PREFIX_LENGTHS = {str(length): length for length in range(33)}  # canonical text only
+
+
 def _canonical_ipv4_network(text: str) -> IPv4Network | None:
-    """`a.b.c.d/n` written canonically, parsed about three times faster than `ip_network` (a
+    """`a.b.c.d/n` written canonically, parsed in about two thirds of `ip_network`'s time (a
     policy can hold 100 000 of them). Anything else returns None and takes the full parser."""
-    address, slash, prefix = text.partition("/")
-    if not slash or not prefix.isdigit() or str(int(prefix)) != prefix or int(prefix) > 32:
+    address, _, prefix = text.partition("/")
+    length = _PREFIX_LENGTHS.get(prefix)
+    if length is None:
         return None
     try:
         packed = socket.inet_aton(address)
@@ -57,7 +61,7 @@ def _canonical_ipv4_network(text: str) -> IPv4Network | None:
         return None
     if socket.inet_ntoa(packed) != address:  # inet_aton also takes "1.2.3", octal, hex
         return None
-    number, length = int.from_bytes(packed), int(prefix)
+    number = int.from_bytes(packed)
     if number & ((1 << (32 - length)) - 1):
         return None  # host bits set: the full parser words the error
     return IPv4Network((number, length))
