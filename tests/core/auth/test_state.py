@@ -1,8 +1,6 @@
 """The shared sign-in state (SQLite, and Redis for real) and the brute-force regulation."""
 
 import asyncio
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,24 +11,15 @@ from core.auth import sessions
 from core.auth.kv import KeyValue, RedisKV, SqliteKV
 from core.auth.regulation import Regulation, parse_tiers
 from core.storage import open_storage
-from demo import processes
-from tests.conftest import in_ci
+from tests.support.redis import RedisServer, require_redis_server
 
 
 @pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    if shutil.which("redis-server") is None:
-        if in_ci():
-            pytest.fail("redis-server is not installed")
-        pytest.skip("redis-server is not installed (./dev test installs it)")
-    port = processes.free_port()
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    processes.wait_for_port(port, process)
-    yield f"redis://127.0.0.1:{port}/0"
-    processes.stop(process)
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    require_redis_server()
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "redis"])
