@@ -15,6 +15,7 @@ import resource
 import shutil
 import socket
 import statistics
+import time
 from pathlib import Path
 from typing import Any
 
@@ -110,15 +111,10 @@ def measure(tunnel: TunnelLab, quick: bool) -> dict[str, Any]:
 
 
 def wait_online(tunnel: TunnelLab, timeout: float = 90) -> None:
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            if tunnel.site_state("home")["online"]:
-                return
-        except (OSError, ValueError):
-            pass
+        if tunnel.site_online("home"):
+            return
         time.sleep(0.5)
     raise RuntimeError(f"the site did not come online:{tunnel.logs()}")
 

@@ -190,6 +190,12 @@ class TunnelLab:
         (found,) = [site for site in sites if site["site"] == name]
         return found
 
+    def site_online(self, name: str) -> bool:
+        try:
+            return bool(self.site_state(name)["online"])
+        except (OSError, ValueError):  # the sidecar is (re)starting, or the site is not listed
+            return False
+
     def logs(self) -> str:
         return "".join(
             f"\n--- {path.name} ---\n{path.read_text(errors='replace')[-6000:]}"

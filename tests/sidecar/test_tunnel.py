@@ -58,10 +58,7 @@ class Tunnel:
         self.secret_hash = secret_hash
 
     def online(self) -> bool:
-        try:
-            return bool(self.lab.site_state("home")["online"])
-        except (OSError, ValueError):  # the sidecar is (re)starting, or the site is not listed
-            return False
+        return self.lab.site_online("home")
 
     def reaches_backend(self, host: str = "app.example") -> bool:
         tag = uuid.uuid4().hex[:10]
