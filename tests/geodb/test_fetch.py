@@ -169,7 +169,9 @@ def test_dbip_falls_back_to_last_month_early_in_the_month(
     installed = fetch(edition("dbip", "asn-lite"), tmp_path, base=server.url)
     assert installed.source.endswith(f"dbip-asn-lite-{last_month()}.mmdb.gz")
     assert server.requests[0].endswith(f"{this_month()}.mmdb.gz")
-    assert open_database(installed.path, "asn").asn(ip_address("12.81.92.1"))[0] == 7018  # type: ignore[index]
+    found = open_database(installed.path, "asn").asn(ip_address("12.81.92.1"))
+    assert found is not None
+    assert found[0] == 7018
 
 
 def test_dbip_not_published_at_all(tmp_path: Path, server: Downloads) -> None:
