@@ -152,6 +152,25 @@ def interleave(
     return comparison
 
 
+def public_resource_policy(
+    host: str, backend_port: int, rules: Sequence[str], top: Sequence[str] = ()
+) -> str:
+    """policy.yaml with one public resource `app` in front of the backend; `rules` are its rule
+    lines (flow mappings), `top` extra top-level lines."""
+    lines = [
+        "version: 1",
+        *top,
+        "resources:",
+        "  app:",
+        f"    host: {host}",
+        "    auth: public",
+        f"    targets: [{{host: 127.0.0.1, port: {backend_port}}}]",
+        "    rules:",
+        *(f"      - {rule}" for rule in rules),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def workdir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"warren-bench-{prefix}-"))
 

@@ -33,21 +33,13 @@ def policy_text(rules: int, backend_port: int, seed: int = 7) -> str:
     """Half CIDR rules, half path rules (subtree, exact and glob), none matching the benchmark
     request, then a final allow: every request walks the whole index."""
     rng = random.Random(seed)
-    lines = [
-        "version: 1",
-        "resources:",
-        "  app:",
-        f"    host: {HOST}",
-        "    auth: public",
-        f"    targets: [{{host: 127.0.0.1, port: {backend_port}}}]",
-        "    rules:",
-    ]
+    lines = []
     for index in range(rules):
         if index % 2:
             prefix = rng.choice((16, 24, 24, 28, 32))
             address = IPv4Address(rng.randrange(10 << 24, 11 << 24))
             network = f"{IPv4Address(int(address) >> (32 - prefix) << (32 - prefix))}/{prefix}"
-            lines.append(f"      - {{action: deny, cidr: [{network}]}}")
+            lines.append(f"{{action: deny, cidr: [{network}]}}")
         else:
             kind = index % 6
             if kind == 0:
@@ -56,9 +48,9 @@ def policy_text(rules: int, backend_port: int, seed: int = 7) -> str:
                 path = f"/api/v{index}/users"
             else:
                 path = f"/files{index}/*.tmp"
-            lines.append(f'      - {{action: deny, path: "{path}", method: [POST, PUT]}}')
-    lines.append("      - {action: allow}")
-    return "\n".join(lines) + "\n"
+            lines.append(f'{{action: deny, path: "{path}", method: [POST, PUT]}}')
+    lines.append("{action: allow}")
+    return common.public_resource_policy(HOST, backend_port, lines)
 
 
 def _settings(directory: Path, port: int, extra: str = "") -> Path:

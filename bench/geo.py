@@ -101,20 +101,10 @@ def lookup_cost(database: Path, networks: list[IPv4Network], quick: bool) -> dic
 
 
 def policy(backend_port: int, rules: bool) -> str:
-    lines = [
-        "version: 1",
-        "trusted_proxies: [127.0.0.1/32]",
-        "resources:",
-        "  app:",
-        f"    host: {HOST}",
-        "    auth: public",
-        f"    targets: [{{host: 127.0.0.1, port: {backend_port}}}]",
-        "    rules:",
-    ]
-    if rules:
-        lines += [f"      - {{action: deny, country: [{country}]}}" for country in DENIED]
-    lines.append("      - {action: allow}")
-    return "\n".join(lines) + "\n"
+    denied = [f"{{action: deny, country: [{country}]}}" for country in DENIED] if rules else []
+    return common.public_resource_policy(
+        HOST, backend_port, [*denied, "{action: allow}"], top=["trusted_proxies: [127.0.0.1/32]"]
+    )
 
 
 def wrk_script(path: Path, addresses: list[str]) -> Path:
