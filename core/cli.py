@@ -3,12 +3,14 @@
 
 import json
 from collections.abc import Callable
+from enum import StrEnum
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, NoReturn
 
 import typer
 
+from core.install import commands as install_commands
 from core.policy.check import Capabilities
 from core.problems import ConfigError
 
@@ -29,6 +31,26 @@ ConfigOption = Annotated[
     typer.Option("--config", "-c", envvar="WARREN_CONFIG", help="Path to warren.yaml."),
 ]
 DEFAULT_CONFIG = Path("warren.yaml")
+
+
+def _show_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        typer.echo(f"warren {version('warren')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    pass
 
 
 def fail_with(error: ConfigError) -> NoReturn:
@@ -56,6 +78,7 @@ def check(
     ] = None,
 ) -> None:
     """Validate policy and settings files; every error with its file, key and reason."""
+    from core.cluster.subnets import check_subnet
     from core.policy.load import build_policy, load_policy
     from core.settings import load_settings
     from core.yamlfile import load_yaml
@@ -75,13 +98,29 @@ def check(
                 _check_databases(settings, path)
                 capabilities = node_capabilities(path)
                 policy = load_policy(settings.policy_file, capabilities)
-                typer.echo(f"{path}: ok (policy {settings.policy_file}: ok)")
+                certificates = _check_certificates(settings, policy, path)
+                unchecked = check_subnet(settings, path)  # per-node subnets (tunnels.md)
+                if unchecked is not None:
+                    typer.secho(f"warning: {unchecked}", err=True, fg=typer.colors.YELLOW)
+                typer.echo(f"{path}: ok (policy {settings.policy_file}: ok{certificates})")
+                _warn_persistence(settings)
             _warn(policy, capabilities)
         except ConfigError as error:
             failed = True
             for problem in error.problems:
                 typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
     raise typer.Exit(1 if failed else 0)
+
+
+def _warn_persistence(settings: "Settings") -> None:
+    """Sign-outs live only in shared storage: a warning when it would forget them on restart."""
+    import asyncio
+
+    from core.persistence import persistence_problem
+
+    problem = asyncio.run(persistence_problem(settings.storage))
+    if problem is not None:
+        typer.secho(f"warning: storage: {problem}", err=True, fg=typer.colors.YELLOW)
 
 
 def _check_databases(settings: "Settings", path: Path) -> None:
@@ -91,8 +130,26 @@ def _check_databases(settings: "Settings", path: Path) -> None:
     open_geo(settings.geoip, path)
 
 
+def _check_certificates(settings: "Settings", policy: "Policy", path: Path) -> str:
+    """The certificate files must open, be current and cover every host (raises ConfigError)."""
+    from urllib.parse import urlsplit
+
+    from core.certs import check_certificates
+
+    hosts = [host for r in policy.model.resources.values() for host in r.host or ()]
+    if settings.public_url is not None:
+        hosts.append(urlsplit(settings.public_url).hostname or "")
+    admin = [(files.cert, files.key) for files in settings.certs]
+    # With ACME on, a host no file covers is one ACME orders for (`warren status` says how).
+    wanted = () if settings.acme is not None else dict.fromkeys(hosts)
+    problems, opened = check_certificates(admin, wanted, path)
+    if problems:
+        raise ConfigError(problems)
+    return f", {len(opened)} certificates" if opened else ""
+
+
 def _warn(policy: "Policy", capabilities: Capabilities) -> None:
-    from core.ratelimit.check import located_warnings
+    from core.policy.limitchecks import located_warnings
 
     for warning in located_warnings(policy.model, policy.source, sign_in=capabilities.sign_in):
         typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
@@ -154,6 +211,8 @@ def explain(
         typer.echo(f"path      {result.path} (canonical)")
     if result.rule:
         typer.echo(f"rule      {result.rule}  {result.rule_text}")
+    for note in result.notes:
+        typer.echo(f"note      {note}")
     for limit in result.rate_limits:
         typer.echo(f"limit     {limit}")
     typer.echo(f"outcome   {result.summary}")
@@ -180,10 +239,10 @@ def _geo_facts(config: Path | None, ip: str, country: str | None, asn: int | Non
         except ConfigError as error:
             fail_with(error)
         if databases is not None:
-            placed = databases.place(parse_address(ip))
-            found_country = country if country is not None else placed.country
-            found_asn = asn if asn is not None else placed.asn
-            lines = placed.lines
+            report = databases.report(parse_address(ip))
+            found_country = country if country is not None else report.country
+            found_asn = asn if asn is not None else report.asn
+            lines = report.lines
     if country is not None or asn is not None:
         lines = lines or _unknown_geo()
         if country is not None:
@@ -225,18 +284,51 @@ def _control(
 
 @app.command(rich_help_panel="Run")
 def reload(config: ConfigOption = DEFAULT_CONFIG) -> None:
-    """Ask the running gateway to reload policy.yaml now."""
-    reply = _control(config, "reload")
+    """Ask every Warren process on this node (gateway, sidecar, portal) to reload policy.yaml now.
+
+    Each reads the file itself; those not running here are left out. Fails when the gateway does
+    not answer or any process refuses the file (it then keeps running the last good one)."""
+    from core import control
+    from core.settings import load_settings
+    from core.tunnels import sidecar_socket
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as error:
+        fail_with(error)
+    sockets = {
+        "gateway": settings.control_path,
+        "sidecar": sidecar_socket(settings.state_dir),
+        "portal": control.portal_socket(settings.state_dir),
+    }
+    failed = False
+    for name, path in sockets.items():
+        try:
+            reply = control.call(path, "reload")
+        except OSError as error:
+            if name == "gateway":
+                typer.secho(
+                    f"error: no gateway answers on {path}: {error.strerror}", err=True, fg="red"
+                )
+                failed = True
+            continue  # the sidecar and the portal need not run on every node
+        failed |= not _reloaded(name, reply)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _reloaded(name: str, reply: dict[str, Any]) -> bool:
     if not reply.get("ok"):
         typer.secho(
-            f"reload refused; still running {reply.get('digest')}:", fg=typer.colors.RED, err=True
+            f"{name}: reload refused; still running {reply.get('digest')}:", fg="red", err=True
         )
         typer.echo(str(reply.get("error")), err=True)
-        raise typer.Exit(1)
+        return False
     typer.echo(
-        f"policy {reply['digest']} running: {reply['rules']} rules "
+        f"{name}: policy {reply['digest']} running: {reply['rules']} rules "
         f"(validated and swapped in {reply['seconds']:.3f}s)"
     )
+    return True
 
 
 @app.command(rich_help_panel="Run")
@@ -276,7 +368,104 @@ def _echo_sites(reply: dict[str, Any] | None, state_dir: Path) -> None:
     typer.echo(format_sites(reply.get("sites") or []))
 
 
+cloudflare_ranges = typer.Typer(
+    help="Cloudflare's edge networks, for trusted_proxies: [cloudflare].", no_args_is_help=True
+)
+app.add_typer(cloudflare_ranges, name="cloudflare-ranges", rich_help_panel="Run")
+
+
+@cloudflare_ranges.command("update")
+def cloudflare_ranges_update(
+    config: ConfigOption = DEFAULT_CONFIG,
+    url: Annotated[
+        list[str] | None,
+        typer.Option(help="A list to fetch instead of Cloudflare's two (repeat for each)."),
+    ] = None,
+) -> None:
+    """Fetch Cloudflare's published ranges into state_dir; the gateway uses them from its next
+    reload on, asked for here when it answers. A list that is not plainly Cloudflare's (not
+    CIDRs, not IPv4 and IPv6, a network wider than /8 or /20) is refused; the old one stays."""
+    import httpx
+
+    from core import cloudflare
+    from core.files import replacing
+    from core.settings import load_settings
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as error:
+        fail_with(error)
+    urls = url or [cloudflare.PUBLISHED_V4, cloudflare.PUBLISHED_V6]
+    try:
+        networks = cloudflare.fetch_ranges(urls)
+    except (httpx.HTTPError, ValueError) as error:
+        typer.secho(f"error: {error}; the ranges in use are unchanged", err=True, fg="red")
+        raise typer.Exit(1) from None
+    path = settings.state_dir / cloudflare.RANGES_FILE
+    with replacing(path, 0o644) as temporary:
+        temporary.write_text(cloudflare.ranges_text(networks, urls))
+    typer.echo(f"{path}: {len(networks)} networks")
+    _ask_to_reload(settings.control_path)
+
+
+def _ask_to_reload(control_path: Path) -> None:
+    from core import control
+
+    try:
+        reply = control.call(control_path, "reload")
+    except OSError:
+        typer.echo("no gateway answers here: it reads them when it starts")
+        return
+    if not _reloaded("gateway", reply):
+        raise typer.Exit(1)
+
+
+class Component(StrEnum):
+    gateway = "gateway"
+    portal = "portal"
+    sidecar = "sidecar"
+
+
+@app.command(rich_help_panel="Run")
+def health(
+    component: Annotated[Component, typer.Argument(help="The process to ask.")] = Component.gateway,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Exit 0 when the gateway, portal or sidecar here answers on its control socket; for
+    container and service health checks."""
+    from core import control
+    from core.settings import load_settings
+    from core.tunnels import sidecar_socket
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as error:
+        fail_with(error)
+    path = {
+        Component.gateway: settings.control_path,
+        Component.portal: control.portal_socket(settings.state_dir),
+        Component.sidecar: sidecar_socket(settings.state_dir),
+    }[component]
+    try:
+        reply = control.call(path, "status", timeout=5)
+    except (OSError, ValueError) as error:  # not running, not ours to ask, or hung up on us
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        typer.secho(f"error: {component}: no answer on {path}: {reason}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    if not reply.get("ok"):
+        typer.secho(f"error: {component}: {reply.get('error')}", err=True, fg="red")
+        raise typer.Exit(1)
+    typer.echo(f"{component}: up")
+
+
+app.command(rich_help_panel="Install")(install_commands.init)
+
+
 def main() -> None:
+    from core.cluster import nodes, push  # here: they build on this module's options
+
+    push.register(app)
+    nodes.register(app)
     for entry in entry_points(group="warren.commands"):
         entry.load()(app)
     app()

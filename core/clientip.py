@@ -2,23 +2,9 @@
 
 from collections.abc import Iterable
 from functools import lru_cache
-from ipaddress import ip_network
 from typing import NamedTuple
 
 from core.ipsets import IPAddress, IPNetwork, IpSet, parse_address
-
-# https://www.cloudflare.com/ips/ (published lists; they change rarely).
-CLOUDFLARE_NETWORKS: tuple[IPNetwork, ...] = tuple(
-    ip_network(cidr)
-    for cidr in (
-        "173.245.48.0/20", "103.21.244.0/22", "103.22.200.0/22", "103.31.4.0/22",
-        "141.101.64.0/18", "108.162.192.0/18", "190.93.240.0/20", "188.114.96.0/20",
-        "197.234.240.0/22", "198.41.128.0/17", "162.158.0.0/15", "104.16.0.0/13",
-        "104.24.0.0/14", "172.64.0.0/13", "131.0.72.0/22",
-        "2400:cb00::/32", "2606:4700::/32", "2803:f800::/32", "2405:b500::/32",
-        "2405:8100::/32", "2a06:98c0::/29", "2c0f:f248::/32",
-    )
-)  # fmt: skip
 
 
 class ForwardingError(ValueError):
@@ -35,16 +21,21 @@ peer_address = lru_cache(maxsize=8192)(parse_address)
 
 
 class ProxyTrust:
-    """Whose forwarded-for headers count: CIDRs, and Cloudflare's edge (CF-Connecting-IP)."""
+    """Whose forwarded-for headers count: CIDRs, and Cloudflare's edge (CF-Connecting-IP),
+    given as its networks (core.cloudflare) when the policy trusts it."""
 
     __slots__ = ("_cloudflare", "_proxies")
 
-    def __init__(self, networks: Iterable[IPNetwork], cloudflare: bool) -> None:
+    def __init__(self, networks: Iterable[IPNetwork], cloudflare: Iterable[IPNetwork] = ()) -> None:
         self._proxies = IpSet(networks)
-        self._cloudflare = IpSet(CLOUDFLARE_NETWORKS) if cloudflare else IpSet(())
+        self._cloudflare = IpSet(cloudflare)
 
     def __bool__(self) -> bool:
         return bool(self._proxies) or bool(self._cloudflare)
+
+    def vouches_for(self, peer: IPAddress) -> bool:
+        """Whether `peer` is one of the trusted proxies."""
+        return peer in self._proxies or peer in self._cloudflare
 
     def resolve(
         self, peer: IPAddress, forwarded_for: str | None, cf_connecting_ip: str | None

@@ -4,7 +4,9 @@ A connection has a client address, a country and an ASN (looked up when the poli
 has no path and no method, so a rule with a path or method condition never holds for it
 (`warren check` refuses such rules on tcp/udp resources; global ones simply do not apply). A raw
 resource cannot ask for sign-in: a connection is let through when a rule allows it, or when the
-resource is `auth: public` and no rule denies it.
+resource is `auth: public` and no rule denies it. A source the databases cannot place meets the
+rules as an HTTP client does (core.policy.rules): `country: [KP]` never matches it, `country_not`
+does, and `country: [XX]` or `asn: [0]` names it.
 
 `admit_connection` is the one place a connection's verdict is made; `addons.raw` calls it
 with the connection's GeoIP facts, and counts the connection against its rate limits next to it.

@@ -1,7 +1,8 @@
-"""A local control socket: `warren reload` and `warren status` talk to a running gateway.
+"""A local control socket: `warren reload` and `warren status` talk to a running gateway,
+sidecar or portal (core.reloading serves it).
 
 One JSON object per line each way. The socket lives in state_dir with mode 0600, so only the
-account that runs the gateway (and root) can use it.
+account that runs the process (and root) can use it.
 """
 
 import asyncio
@@ -40,6 +41,12 @@ async def serve(path: Path, handlers: Mapping[str, Handler]) -> asyncio.Server:
         return await asyncio.start_unix_server(answer, path=str(path))
     finally:
         os.umask(old_umask)
+
+
+def portal_socket(state_dir: Path) -> Path:
+    """The portal's socket; the gateway's is `Settings.control_path`, the sidecar's
+    `core.tunnels.sidecar_socket`."""
+    return state_dir / "portal.sock"
 
 
 def call(path: Path, command: str, timeout: float = 30.0) -> dict[str, Any]:

@@ -1,13 +1,14 @@
 """`warren explain`: what the gateway would do with one request, and which rule decided."""
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 
 from core.ipsets import parse_address
 from core.paths import AmbiguousPath, canonicalize, split_target
-from core.policy.compiled import Policy
-from core.policy.model import Rule
-from core.policy.rules import Facts, Outcome
+from core.policy.compiled import CompiledResource, Policy
+from core.policy.model import UNKNOWN_ASN, UNKNOWN_COUNTRY, Rule
+from core.policy.rules import CompiledRule, Facts, Outcome, RuleRef
 from core.ratelimit.explain import applicable_limits
 
 
@@ -20,7 +21,7 @@ class Explanation:
     path: str | None = None
     rule: str | None = None
     rule_text: str | None = None
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())  # where the decision rests on an unknown place
     country: str | None = None  # what the rules saw; None is unknown
     asn: int | None = None
     rate_limits: tuple[str, ...] = field(default=())  # those the request counts against
@@ -56,6 +57,7 @@ def explain(
         path=canonical.path,
         rule=rule,
         rule_text=text,
+        notes=unknown_notes(policy, resource, facts, verdict.rule),
         country=country,
         asn=asn,
     )
@@ -90,3 +92,75 @@ def rule_text(rule: Rule) -> str:
             value = "[" + ", ".join(str(v) for v in value) + "]"
         parts.append(f"{name}: {value}")
     return "{" + ", ".join(parts) + "}"
+
+
+def unknown_notes(
+    policy: Policy, resource: CompiledResource, facts: Facts, decided: RuleRef | None
+) -> tuple[str, ...]:
+    """A note for each geo rule that saw an unplaced address, up to the one that decided: the
+    decider, and the rules before it whose geo conditions did not hold (their others did)."""
+    unplaced = _unplaced(facts)
+    if not unplaced:
+        return ()
+    notes = []
+    for rule in _geo_rules_reached(policy, resource, decided):
+        model, is_decider = rule.ref.rule, rule.ref == decided
+        seen = [kind for kind in _geo_kinds(model) if kind in unplaced]
+        if not seen or not (is_decider or rule.matches_besides_geo(facts)):
+            continue
+        clauses = [f"{unplaced[kind]}, and {_reading(model, kind)}" for kind in seen]
+        verb = "matched" if is_decider else "did not match"
+        notes.append(f"{rule.ref.key} {verb}: " + "; ".join(clauses))
+    return tuple(notes)
+
+
+def _unplaced(facts: Facts) -> dict[str, str]:
+    where = f"the databases do not place {facts.ip}"
+    unplaced = {}
+    if facts.country_code == UNKNOWN_COUNTRY:
+        unplaced["country"] = f"country unknown ({where if facts.country is None else 'XX'})"
+    if facts.asn_number == UNKNOWN_ASN:
+        unplaced["asn"] = f"asn unknown ({where if facts.asn is None else 'AS0'})"
+    return unplaced
+
+
+def _geo_rules_reached(
+    policy: Policy, resource: CompiledResource, decided: RuleRef | None
+) -> Iterator[CompiledRule]:
+    """Rules with geo conditions in evaluation order, up to and including the one that decided;
+    only those are compiled, since a large policy has many rules and few of them geo."""
+    for rule_set in (policy.global_rules, resource.rules):
+        for order, model in enumerate(rule_set.model_rules):
+            if model.uses_geo():
+                yield rule_set.rule(order)
+            if decided is not None and (rule_set.scope, order) == (decided.scope, decided.position):
+                return
+
+
+def _geo_kinds(rule: Rule) -> list[str]:
+    country = rule.country is not None or rule.country_not is not None
+    return [kind for kind, used in (("country", country), ("asn", rule.asn is not None)) if used]
+
+
+def _reading(rule: Rule, kind: str) -> str:
+    """What the rule's conditions on `kind` make of an unknown, which is XX / AS0 to them."""
+    if kind == "asn":
+        assert rule.asn is not None
+        named = UNKNOWN_ASN in rule.asn
+        return f"asn: {_listed(rule.asn)} names " + ("it as 0" if named else "an unknown only as 0")
+    readings = []
+    if rule.country is not None:
+        named = UNKNOWN_COUNTRY in rule.country
+        what = "it as XX" if named else "an unknown only as XX"
+        readings.append(f"country: {_listed(rule.country)} names {what}")
+    if rule.country_not is not None:
+        listed = _listed(rule.country_not)
+        if UNKNOWN_COUNTRY in rule.country_not:
+            readings.append(f"country_not: {listed} excludes it as XX")
+        else:
+            readings.append(f"an unknown is none of country_not: {listed}")
+    return " and ".join(readings)
+
+
+def _listed(values: tuple[object, ...]) -> str:
+    return "[" + ", ".join(str(v) for v in values) + "]"

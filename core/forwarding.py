@@ -1,29 +1,86 @@
-"""Headers on the way to the backend: what only Warren may say is never taken from the client."""
+"""Headers on the way to the backend: what only Warren may say is never taken from the client.
+
+Every name is compared as a CGI name (core.headers), so `Remote_User` is `Remote-User`.
+"""
 
 from collections.abc import Iterable
 
-type Field = tuple[bytes, bytes]
+from core.headers import HOP_BY_HOP, Field, HeaderNames, cgi_name, connection_options, nominated
 
 # Any header a backend might read as a statement from the proxy about the client or the request.
 _OWNED = frozenset({
     b"forwarded", b"x-real-ip", b"x-client-ip", b"true-client-ip", b"cf-connecting-ip",
     b"x-cluster-client-ip", b"client-ip", b"x-rewrite-url", b"remote-user", b"remote-email",
     b"remote-groups", b"remote-name", b"x-remote-user", b"x-user", b"x-email",
+    b"warren-relay",  # core.cluster.relay: between nodes only
 })  # fmt: skip
 _OWNED_PREFIXES = (b"x-forwarded-", b"x-original-", b"x-warren-", b"x-auth-request-", b"remote-")
 
 ASSERTION_HEADER = b"x-warren-assertion"
 
+# What other products' applications trust as "the proxy signed this person in": stripped by
+# default (policy.yaml's `strip_headers` replaces the list), because self-hosters put exactly
+# these applications behind Warren.
+DEFAULT_STRIP = (
+    "X-Webauth-*",  # Grafana's auth proxy (X-WEBAUTH-USER), also Gitea and others
+    "X-Authentik-*",
+    "X-Authelia-*",
+    "Cf-Access-*",  # Cloudflare Access: Cf-Access-Authenticated-User-Email, -Jwt-Assertion
+    "Tailscale-User-*",  # tailscale serve: Tailscale-User-Login, -Name, -Profile-Pic
+    "Tailscale-Headers-Info",
+    "X-Pomerium-*",
+    "X-Goog-Authenticated-User-*",  # Google IAP
+    "X-Goog-Iap-Jwt-Assertion",
+    "X-Amzn-Oidc-*",  # AWS ALB
+    "X-Ms-Client-Principal*",  # Azure App Service authentication
+    "Oidc-Claim-*",  # mod_auth_openidc
+    "X-Remote-*",
+    "X-Proxy-User",
+)
+
 
 def is_owned(name: bytes) -> bool:
-    lowered = name.lower()
-    return lowered in _OWNED or lowered.startswith(_OWNED_PREFIXES)
+    return _owned(cgi_name(name))
+
+
+def _owned(cgi: bytes) -> bool:
+    return cgi in _OWNED or cgi.startswith(_OWNED_PREFIXES)
+
+
+def _forwardable(fields: Iterable[Field], strip: HeaderNames) -> list[Field]:
+    fields = list(fields)
+    nominations = nominated(fields)
+    dropped = HOP_BY_HOP | nominations
+    kept = []
+    for name, value in fields:
+        cgi = cgi_name(name)
+        if cgi in dropped or _owned(cgi) or cgi in strip:
+            continue
+        kept.append((name, value))
+    # The client's close (or HTTP/1.0 keep-alive) stays: it is about its own connection, and it
+    # is what decides whether that connection stays open after the answer (RFC 9112 §9.3, §9.6).
+    options = connection_options(nominations)
+    if options is not None:
+        kept.append((b"Connection", options))
+    return kept
 
 
 def rewrite(
-    fields: Iterable[Field], *, client_ip: str, scheme: str, host: str, extra: Iterable[Field] = ()
+    fields: Iterable[Field],
+    *,
+    client_ip: str,
+    scheme: str,
+    host: str,
+    strip: HeaderNames,
+    websocket: bool = False,
+    extra: Iterable[Field] = (),
 ) -> tuple[Field, ...]:
-    kept = [(name, value) for name, value in fields if not is_owned(name)]
+    """The request's fields as the backend gets them: the client's, without hop-by-hop, owned
+    and stripped ones, then Warren's own. `websocket`: the one upgrade Warren carries on."""
+    kept = _forwardable(fields, strip)
+    if websocket:  # RFC 6455 §4.1: the handshake's Connection is `Upgrade`, whatever else it said
+        kept = [(n, v) for n, v in kept if n != b"Connection"]
+        kept += [(b"Connection", b"Upgrade"), (b"Upgrade", b"websocket")]
     kept += [
         (b"X-Forwarded-For", client_ip.encode()),
         (b"X-Real-IP", client_ip.encode()),

@@ -1,7 +1,9 @@
-"""Where the core finds a node's GeoIP databases: the `warren.geo` entry point (geodb provides it).
+"""GeoIP's one front door: every component opens a node's databases through `open_geo`.
 
-The core decides with country and ASN facts but does not read databases itself; this keeps the
-arrows pointing one way, as the command plug-ins do.
+geodb provides them through the `warren.geo` entry point; the core decides with country and ASN
+facts but imports no database code, which keeps the arrows pointing one way, as the command
+plug-ins do. The gateway (addons) and the command line (`warren check`, `warren explain`) both
+come in here, so they open the same files the same way.
 """
 
 from importlib.metadata import entry_points
@@ -12,14 +14,31 @@ from core.ipsets import IPAddress
 from core.settings import GeoIP
 
 
-class Placed(NamedTuple):
+class GeoReport(NamedTuple):
+    """An address's country and AS number for people, as `warren explain` prints them."""
+
     country: str | None  # None: unknown
     asn: int | None
-    lines: list[str]  # for people: each answer and which database gave it
+    lines: list[str]  # each answer and which database gave it
 
 
 class GeoSource(Protocol):
-    def place(self, ip: IPAddress) -> Placed: ...
+    """A node's opened GeoIP databases."""
+
+    def country(self, ip: IPAddress) -> str | None: ...
+
+    def asn(self, ip: IPAddress) -> int | None: ...
+
+    def report(self, ip: IPAddress) -> GeoReport: ...
+
+    async def watch(self, interval: float) -> None:
+        """Reopen a file when it changes, until cancelled."""
+
+    def status(self) -> dict[str, object]: ...
+
+    def opened(self) -> list[str]:
+        """Each open database, as a line for the log: kind, file, what it is."""
+        ...
 
 
 def open_geo(settings: GeoIP, source: Path | None) -> GeoSource | None:

@@ -1,6 +1,23 @@
 """Routing by Host: exact names first, then the most specific wildcard."""
 
+import re
 from collections.abc import Iterable
+
+# RFC 9112 §3.2 and RFC 3986 §3.2.2-3: Host is uri-host [":" port], no userinfo. Warren takes a
+# DNS-style name (the names resources are written with) or an IP literal, and when there is a
+# colon, a port: `pub.test:x@evil.test`, `:80`, `pub.test:` name something else to someone.
+_AUTHORITY = re.compile(
+    r"(?:[A-Za-z0-9_][A-Za-z0-9_.-]*|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?"
+)
+
+
+def valid_authority(authority: str) -> bool:
+    """Whether a Host header (or HTTP/2 :authority) names one host, and a port if any."""
+    match = _AUTHORITY.fullmatch(authority)
+    if match is None:
+        return False
+    port = match["port"]
+    return port is None or 0 < int(port) < 65536
 
 
 def normalise_host(authority: str) -> str:

@@ -4,16 +4,25 @@ Nested keys use a double underscore: `WARREN_SESSION__TTL=8h`. Relative paths ar
 the directory of warren.yaml.
 """
 
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import timedelta
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -23,7 +32,8 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from core.fields import Duration
+from core.acme.dns import DnsSettings
+from core.fields import Duration, Size
 from core.problems import ConfigError, Problem, from_validation_error
 from core.storage import check_storage_url
 from core.yamlfile import load_yaml, locate
@@ -46,15 +56,33 @@ def _database_files(value: Any) -> Any:
 type DatabaseFiles = Annotated[tuple[Path, ...], NoDecode, BeforeValidator(_database_files)]
 
 
+class CertFiles(Section):
+    """A certificate the admin manages: one PEM holding the key and the chain, or certbot's pair
+    (`cert: .../fullchain.pem`, `key: .../privkey.pem`)."""
+
+    cert: Path
+    key: Path | None = None
+
+
+def _cert_files(value: Any) -> Any:
+    return {"cert": value} if isinstance(value, str | Path) else value
+
+
 class GeoIP(Section):
     country_db: DatabaseFiles = ()
     asn_db: DatabaseFiles = ()
     cache_size: int = Field(default=65536, ge=0)  # addresses remembered per kind (LRU)
 
 
+# While the shared storage is down (docs/nodes.md, "When storage is down"): `last_known` decides
+# signed-in requests by their signature and the revocations last loaded; `deny` answers 503.
+type SessionFailMode = Literal["last_known", "deny"]
+
+
 class Session(Section):
     ttl: Duration = timedelta(hours=12)
     cookie_domain: str | None = None
+    on_storage_error: SessionFailMode = "last_known"
 
 
 class Listen(Section):
@@ -94,6 +122,40 @@ class WireGuard(Section):
         host="127.0.0.1", port=51821
     )
     probe_interval: Duration = timedelta(seconds=2)
+    # The sidecar's nftables table that forwards nothing to or from the interface.
+    isolate: bool = True
+
+
+def _node_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL like https://node-a.example.com")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
+        raise ValueError("node.url is this node's origin only, e.g. https://node-a.example.com")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+class Node(Section):
+    """This node among the nodes that share `storage` (core.cluster)."""
+
+    # Unique among the nodes sharing storage; unset: the machine's host name.
+    name: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{0,62}$")
+    # This node's own origin, not a load-balanced one: where site agents register with it and
+    # where other nodes carry requests for sites whose tunnel to them is down.
+    url: Annotated[str | None, AfterValidator(_node_url)] = None
+    # PEM of the CA that other nodes' node.url certificates are verified against, instead of
+    # the system's (a private CA, or the nodes' self-signed certificates).
+    ca_file: Path | None = None
+
+
+class Http(Section):
+    """What a client's request head may be (RFC 9112 §2-5): beyond it, 431 or 408."""
+
+    max_head_size: Size = Field(default=64 * 1024, ge=1024)  # request line and header fields
+    max_headers: int = Field(default=100, ge=1)
+    head_timeout: Duration = timedelta(seconds=10)  # to read a head, counted from the last answer
 
 
 class Portal(Section):
@@ -121,11 +183,61 @@ def _limit_strings(values: tuple[str, ...]) -> tuple[str, ...]:
 type LimitStrings = Annotated[tuple[str, ...], AfterValidator(_limit_strings)]
 
 
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+def _email(value: str | None) -> str | None:
+    if value is not None and (value.count("@") != 1 or any(c.isspace() for c in value)):
+        raise ValueError(f"{value!r} is not an e-mail address")
+    return value
+
+
+def _acme_directory(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:  # RFC 8555 §6.1: ACME is HTTPS only
+        raise ValueError(f"{value!r} is not an https URL like {LETS_ENCRYPT}")
+    return value
+
+
+class Acme(Section):
+    """Certificates from an ACME CA (RFC 8555) for every resource host and the portal's host,
+    obtained and renewed by the gateway (core.acme). On when this section is present."""
+
+    email: Annotated[str | None, AfterValidator(_email)] = None  # the account's contact
+    directory: Annotated[str, AfterValidator(_acme_directory)] = LETS_ENCRYPT
+    ca_bundle: Path | None = None  # PEM to trust for the ACME server (Pebble, a private CA)
+    challenge: Literal["http-01", "dns-01"] = "http-01"  # for names that are not wildcards
+    dns: DnsSettings | None = None  # wildcard names always, every name with dns-01
+    # Unset: 30 days before expiry, or a third of the lifetime for shorter-lived certificates.
+    renew_before: Duration | None = None
+    check_interval: Duration = Field(default=timedelta(hours=1), gt=timedelta(0))
+    # After a failed order; doubled after each further failure, up to a day.
+    retry_after: Duration = Field(default=timedelta(minutes=5), gt=timedelta(0))
+
+    @model_validator(mode="after")
+    def _dns_for_dns01(self) -> Self:
+        if self.challenge == "dns-01" and self.dns is None:
+            raise ValueError("challenge dns-01 needs a DNS provider in acme.dns")
+        return self
+
+    def resolved(self, base: Path) -> "Acme":
+        return self.model_copy(
+            update={
+                "ca_bundle": None
+                if self.ca_bundle is None
+                else (base / self.ca_bundle.expanduser()).resolve(),
+                "dns": None if self.dns is None else self.dns.resolved(base),
+            }
+        )
+
+
 class Regulation(Section):
     """Failed sign-ins allowed per user name and per client address, in each window."""
 
     per_user: LimitStrings = ("5/minute", "15/hour", "40/day")
     per_ip: LimitStrings = ("20/minute", "100/hour", "400/day")
+    # An IPv6 client counts as its whole network of this many bits: it can pick any address in it.
+    ipv6_prefix: int = Field(default=64, ge=32, le=128)
 
 
 def _public_url(value: str | None) -> str | None:
@@ -157,7 +269,7 @@ class Settings(BaseSettings):
 
     public_url: Annotated[str | None, AfterValidator(_public_url)] = None
     listen: Annotated[Listen, NoDecode, BeforeValidator(_listen)] = Listen(host="0.0.0.0", port=443)
-    certs: tuple[Path, ...] = ()
+    certs: tuple[Annotated[CertFiles, BeforeValidator(_cert_files)], ...] = ()
     policy_file: Path = Path("policy.yaml")
     users_file: Path = Path("users.yaml")
     state_dir: Path = Path("/var/lib/warren")
@@ -165,10 +277,24 @@ class Settings(BaseSettings):
     geoip: GeoIP = GeoIP()
     session: Session = Session()
     wireguard: WireGuard = WireGuard()
+    node: Node = Node()
     reload_poll: Duration = timedelta(seconds=1)
     control_socket: Path | None = None
     portal: Portal = Portal()
     regulation: Regulation = Regulation()
+    http: Http = Http()
+    # Plain HTTP (e.g. 0.0.0.0:80): ACME's HTTP-01 answers, and a 308 to https for the rest.
+    http_listen: Annotated[Listen | None, NoDecode, BeforeValidator(_listen)] = None
+    acme: Acme | None = None
+
+    @model_validator(mode="after")
+    def _http_listen_apart(self) -> Self:
+        http = self.http_listen
+        if http is not None and http.port == self.listen.port:
+            raise ValueError(
+                f"http_listen: port {http.port} is listen's too; plain HTTP needs its own (80)"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -180,6 +306,10 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, _YamlSource(settings_cls)
+
+    @property
+    def node_name(self) -> str:
+        return self.node.name or socket.gethostname().split(".")[0].lower()
 
     @property
     def control_path(self) -> Path:
@@ -194,11 +324,16 @@ class Settings(BaseSettings):
 
         return self.model_copy(
             update={
-                "certs": tuple(under(p) for p in self.certs),
+                "certs": tuple(
+                    CertFiles(cert=(base / c.cert.expanduser()).resolve(), key=under(c.key))
+                    for c in self.certs
+                ),
                 "policy_file": under(self.policy_file),
                 "users_file": under(self.users_file),
                 "state_dir": under(self.state_dir),
                 "control_socket": under(self.control_socket),
+                "acme": self.acme.resolved(base) if self.acme is not None else None,
+                "node": self.node.model_copy(update={"ca_file": under(self.node.ca_file)}),
                 "geoip": self.geoip.model_copy(
                     update={
                         "country_db": all_under(self.geoip.country_db),

@@ -1,8 +1,9 @@
 """Warren's `storage` URLs: what a node shares with other processes and nodes.
 
-Rate-limit counters and failed sign-ins go through the `limits` library (`open_storage`);
-sessions, one-time codes and revocations through a redis-py client (`redis_client`). Both read
-the same URL, so every documented scheme means the same server for both.
+Rate-limit counters and failed sign-ins go through the `limits` library
+(`core.ratelimit.counters.open_storage`, which reads `limits_url`); sessions, one-time codes and
+revocations through a redis-py client (`redis_client`). Both read the same URL, so every
+documented scheme means the same server for both.
 
 | warren.yaml                              | limits                           |
 |------------------------------------------|----------------------------------|
@@ -34,15 +35,6 @@ _SCHEMES = {
     "valkey+unix": "async+redis+unix",
     "valkey+sentinel": "async+redis+sentinel",
 }
-
-# Counters live under this prefix in a shared Redis, next to whatever else it holds.
-KEY_PREFIX = "warren"
-
-# A rate-limit check sits on every request. A Redis that is down refuses connections at once; one
-# that hangs must not hold requests for redis-py's defaults (5 s, then retries with backoff):
-# after these timeouts the outage is declared and requests stop waiting for storage at all.
-CONNECT_TIMEOUT_S = 0.5
-COMMAND_TIMEOUT_S = 0.5
 
 
 def check_storage_url(value: str) -> str:
@@ -102,29 +94,6 @@ def limits_url(url: str) -> str:
     if is_shared(url) and not parts.scheme.endswith("+unix"):
         parts = parts._replace(netloc=_with_ports(parts.netloc, parts.scheme))
     return urlunsplit(parts._replace(scheme=_SCHEMES[parts.scheme]))
-
-
-def open_storage(url: str) -> Any:
-    """A `limits.aio.storage.Storage` for a checked URL. Nothing connects until first use."""
-    if not is_shared(url):
-        from core.ratelimit.memory import MemoryStorage
-
-        return MemoryStorage()
-    from limits.storage import storage_from_string
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-
-    options: dict[str, Any] = {
-        "wrap_exceptions": True,
-        "implementation": "redispy",
-        "key_prefix": KEY_PREFIX,
-        "socket_connect_timeout": CONNECT_TIMEOUT_S,
-        "socket_timeout": COMMAND_TIMEOUT_S,
-        # One immediate retry: a pooled connection left over from before a Redis restart fails
-        # once, then reconnects. Anything more only delays declaring the outage.
-        "retry": Retry(NoBackoff(), 1),
-    }
-    return storage_from_string(limits_url(url), **options)
 
 
 def redis_client(url: str, **options: Any) -> "Redis":

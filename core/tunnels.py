@@ -3,12 +3,15 @@ is online, and which tunnel port carries which target.
 
 The sidecar owns this knowledge and writes it to `<state_dir>/sites.json` (atomically, only when
 it changes); the gateway polls the file's metadata with its policy and swaps in a new
-`SiteTable`. A request pays one dict lookup; nothing on the request path talks to the sidecar.
+`SiteTable`, checked against its own policy (`SiteTable.for_policy`). A request pays one dict
+lookup; nothing on the request path talks to the sidecar.
 """
 
+import hashlib
 import json
+import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -40,6 +43,13 @@ class Forward(NamedTuple):
         return self._asdict()
 
 
+def new_site_secret() -> tuple[str, str]:
+    """A site's registration secret, and the SHA-256 that policy.yaml keeps of it (`sites.NAME.
+    secret_sha256`, what the sidecar checks a registration against)."""
+    secret = secrets.token_urlsafe(32)
+    return secret, hashlib.sha256(secret.encode()).hexdigest()
+
+
 def forward_protocol(resource: Resource) -> Protocol:
     return "udp" if resource.protocol == "udp" else "tcp"
 
@@ -59,6 +69,18 @@ class SiteRoute:
     address: str
     online: bool
     ports: Mapping[ForwardKey, int] = field(default_factory=dict)
+    # The policy's hash of the secret the site registered under; None from a sidecar that
+    # predates the field (sites.json version 1 without it).
+    secret_sha256: str | None = None
+
+
+class SiteState(NamedTuple):
+    """What the sidecar publishes about one site."""
+
+    address: str
+    online: bool
+    forwards: Iterable[Forward]
+    secret_sha256: str | None = None
 
 
 class SiteTable:
@@ -75,6 +97,20 @@ class SiteTable:
     def get(self, site: str) -> SiteRoute | None:
         return self._sites.get(site)
 
+    def for_policy(self, model: PolicyFile) -> "SiteTable":
+        """The table as a gateway running this policy may use it: a site the policy no longer
+        has, or whose secret changed since it registered, is offline here whatever the sidecar
+        says. The gateway stops routing the moment its own policy says so; the sidecar removes
+        such a peer only later, so nothing is sent into a tunnel that is about to go.
+
+        Computed once per policy and per sites.json, so that `resolve` stays one dict lookup."""
+        return SiteTable(
+            {
+                name: route if route.online and _current(route, model, name) else _offline(route)
+                for name, route in self._sites.items()
+            }
+        )
+
     def resolve(self, target: Target, protocol: Protocol = "tcp") -> tuple[str, int] | None:
         """Where to connect for `target`: itself, or its site's tunnel address and port; None
         while the site is offline or does not carry the target yet."""
@@ -87,18 +123,36 @@ class SiteTable:
         return None if port is None else (route.address, port)
 
     def unroutable(self, policy: Policy) -> frozenset[TargetKey]:
-        """Targets of the policy that cannot be reached now: their site is offline or unknown.
-        (A target used over TCP and UDP counts as reachable if either way is; the connection
-        that cannot be carried is refused when it resolves.)"""
+        """Targets of the policy that cannot be reached now: their site is offline, unknown, or
+        registered under another secret than this policy's. (A target used over TCP and UDP
+        counts as reachable if either way is; the connection that cannot be carried is refused
+        when it resolves.)"""
+        table = self.for_policy(policy.model)
         reachable: dict[TargetKey, bool] = {}
         for resource in policy.resources.values():
             protocol = forward_protocol(resource.model)
             for target in resource.targets:
                 if target.site is not None:
                     key = target_key(target)
-                    found = self.resolve(target, protocol) is not None
+                    found = table.resolve(target, protocol) is not None
                     reachable[key] = reachable.get(key, False) or found
         return frozenset(key for key, found in reachable.items() if not found)
+
+    def routable_sites(self) -> frozenset[str]:
+        return frozenset(name for name, route in self._sites.items() if route.online)
+
+
+def _current(route: SiteRoute, model: PolicyFile, name: str) -> bool:
+    entry = model.sites.get(name)
+    if entry is None:
+        return False
+    # No hash: a sidecar older than the field, which still removes the peer itself at reload;
+    # its word stands, as it did before.
+    return route.secret_sha256 is None or route.secret_sha256 == entry.secret_sha256
+
+
+def _offline(route: SiteRoute) -> SiteRoute:
+    return route if not route.online else replace(route, online=False)
 
 
 def sites_file(state_dir: Path) -> Path:
@@ -109,20 +163,25 @@ def sidecar_socket(state_dir: Path) -> Path:
     return state_dir / "sidecar.sock"
 
 
-def encode_sites(sites: Mapping[str, tuple[str, bool, Iterable[Forward]]]) -> bytes:
-    """sites.json: for each site its tunnel address, whether it is online, and its forwards."""
+def encode_sites(sites: Mapping[str, SiteState | tuple[str, bool, Iterable[Forward]]]) -> bytes:
+    """sites.json: for each site its tunnel address, whether it is online, its forwards, and
+    the hash of the secret it registered under (see docs/tunnels.md)."""
     document = {
         "version": 1,
-        "sites": {
-            name: {
-                "address": address,
-                "online": online,
-                "forwards": [forward.as_dict() for forward in sorted(forwards)],
-            }
-            for name, (address, online, forwards) in sorted(sites.items())
-        },
+        "sites": {name: _encode_site(SiteState(*entry)) for name, entry in sorted(sites.items())},
     }
     return json.dumps(document, indent=2).encode() + b"\n"
+
+
+def _encode_site(site: SiteState) -> dict[str, object]:
+    entry: dict[str, object] = {
+        "address": site.address,
+        "online": site.online,
+        "forwards": [forward.as_dict() for forward in sorted(site.forwards)],
+    }
+    if site.secret_sha256 is not None:
+        entry["secret_sha256"] = site.secret_sha256
+    return entry
 
 
 def decode_sites(data: bytes) -> SiteTable:
@@ -141,12 +200,23 @@ def decode_sites(data: bytes) -> SiteTable:
                     )
                     for f in entry["forwards"]
                 },
+                secret_sha256=_secret_hash(entry.get("secret_sha256")),
             )
             for name, entry in document["sites"].items()
         }
     except (AttributeError, KeyError, TypeError, json.JSONDecodeError) as error:
         raise ValueError(f"not a sites.json: {error!r}") from None
     return SiteTable(routes)
+
+
+def _secret_hash(value: object) -> str | None:
+    if value is None or (isinstance(value, str) and _is_sha256(value)):
+        return value
+    raise ValueError(f"not a sites.json: secret_sha256 {value!r} is not 64 hex digits")
+
+
+def _is_sha256(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def parse_protocol(value: object) -> Protocol:

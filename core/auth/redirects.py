@@ -19,7 +19,7 @@ _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-class Target(NamedTuple):
+class RedirectTarget(NamedTuple):
     scheme: str
     host: str  # lower-case, without port
     authority: str  # host[:port] as it goes into the URL
@@ -37,7 +37,7 @@ class Target(NamedTuple):
 
 def safe_target(
     candidate: str, policy: Policy, ports: frozenset[int], https_only: bool
-) -> Target | None:
+) -> RedirectTarget | None:
     if not _PLAIN.match(candidate) or "\\" in candidate:
         return None
     try:
@@ -64,7 +64,7 @@ def safe_target(
     if resource is None or resource.model.protocol != "http":
         return None
     query = f"?{parts.query}" if parts.query else ""
-    return Target(parts.scheme, host, expected_netloc, path + query, resource)
+    return RedirectTarget(parts.scheme, host, expected_netloc, path + query, resource)
 
 
 def safe_local_path(candidate: str) -> str | None:

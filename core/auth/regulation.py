@@ -3,8 +3,11 @@ and per user name, in several windows at once, so the lockout escalates: a few f
 name for a minute, more lock it for an hour, more still for a day.
 
 Counting goes through the `limits` library (moving windows) on the node's storage, opened like
-the rate limits' (`core.storage.open_storage`): in memory for `memory://` (each process counts
-its own), in Redis for every shared URL (every node counts together).
+the rate limits' (`core.ratelimit.counters.open_storage`): in memory for `memory://` (each
+process counts its own), in Redis for every shared URL (every node counts together).
+
+Addresses are keyed as the rate limits key them (`core.ratelimit.subjects.ip_subject`): an IPv6
+client holds a whole /64 (by default) and would otherwise get a fresh allowance per address.
 """
 
 import hashlib
@@ -15,6 +18,11 @@ from typing import NamedTuple
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+
+from core.ipsets import IPAddress
+from core.ratelimit.counters import open_storage
+from core.ratelimit.subjects import IPV6_PREFIX, ip_subject
+from core.settings import Regulation as RegulationSettings
 
 NAMESPACE = "warren-regulation"
 
@@ -39,18 +47,21 @@ class Regulation:
         storage: Storage,
         per_name: Sequence[RateLimitItem],
         per_address: Sequence[RateLimitItem],
+        ipv6_prefix: int = IPV6_PREFIX,
     ) -> None:
         self._limiter = MovingWindowRateLimiter(storage)
         self._per_name = tuple(per_name)
         self._per_address = tuple(per_address)
+        self._ipv6_prefix = ipv6_prefix
 
-    def _tiers(self, address: str, name: str) -> list[tuple[RateLimitItem, str, str, str]]:
-        tiers = [(item, "address", "ip", address) for item in self._per_address]
+    def _tiers(self, address: IPAddress, name: str) -> list[tuple[RateLimitItem, str, str, str]]:
+        where = ip_subject(address, self._ipv6_prefix)
+        tiers = [(item, "address", "ip", where) for item in self._per_address]
         if name:
             tiers += [(item, "name", "name", _name_key(name)) for item in self._per_name]
         return tiers
 
-    async def locked(self, address: str, name: str) -> Lockout | None:
+    async def locked(self, address: IPAddress, name: str) -> Lockout | None:
         """Whether to refuse the attempt without even looking at the secret."""
         worst: Lockout | None = None
         for item, reason, kind, value in self._tiers(address, name):
@@ -62,6 +73,16 @@ class Regulation:
                 worst = Lockout(wait, reason)
         return worst
 
-    async def failed(self, address: str, name: str) -> None:
+    async def failed(self, address: IPAddress, name: str) -> None:
         for item, _reason, kind, value in self._tiers(address, name):
             await self._limiter.hit(item, NAMESPACE, kind, value)
+
+
+def open_regulation(storage: str, settings: RegulationSettings) -> Regulation:
+    """The node's regulation, as warren.yaml's `regulation` and `storage` describe it."""
+    return Regulation(
+        open_storage(storage),
+        parse_tiers(settings.per_user),
+        parse_tiers(settings.per_ip),
+        settings.ipv6_prefix,
+    )

@@ -1,8 +1,11 @@
-"""Revocation and one-time codes, on the shared key-value state (`core.auth.kv`).
+"""Sign-ins, revocation and one-time codes, on the shared sign-in state (`core.auth.signinstate`).
 
 Signing out revokes the sign-in's session id: every cookie minted from it (the portal's and
 one per resource host) carries that id, so the sign-out reaches every resource at once. Deleting
 a user or changing their password revokes everything they signed in to before that moment.
+
+Each sign-in is also recorded when the portal makes it, living as long as its session, so
+`warren sessions list` can show what is active; a revoked one drops out of the listing.
 """
 
 import hashlib
@@ -11,7 +14,7 @@ import secrets
 import time
 from dataclasses import asdict, dataclass
 
-from core.auth.kv import KeyValue
+from core.auth.signinstate import KeyValue
 
 CODE_SECONDS = 30  # a callback code lives just long enough for one redirect
 
@@ -69,6 +72,41 @@ async def revoked(kv: KeyValue, session_id: str | None, user: str | None, issued
 
 async def share_revoked(kv: KeyValue, share_id: str) -> bool:
     return bool(await kv.get_many([_share_key(share_id)]))
+
+
+_SIGN_IN = "signin:"
+
+
+@dataclass(frozen=True, slots=True)
+class SignInRecord:
+    """One sign-in at the portal: what every cookie minted from it shares (`session_id`)."""
+
+    session_id: str
+    user: str
+    started: float  # Unix time; the sign-in's auth_time, which user revocation compares
+    expires: float
+    methods: tuple[str, ...]  # the token's amr: "pwd", then "otp" with a second factor
+    address: str  # the client's address at sign-in
+
+
+async def record_sign_in(kv: KeyValue, record: SignInRecord) -> None:
+    await kv.put(
+        _SIGN_IN + record.session_id, json.dumps(asdict(record)), record.expires - time.time()
+    )
+
+
+async def active_sign_ins(kv: KeyValue, user: str | None = None) -> list[SignInRecord]:
+    """Sign-ins not yet expired or revoked, oldest first; only `user`'s when given."""
+    records = []
+    for value in (await kv.scan(_SIGN_IN)).values():
+        fields = json.loads(value)
+        record = SignInRecord(**{**fields, "methods": tuple(fields["methods"])})
+        if user is None or record.user == user:
+            records.append(record)
+    keys = sorted({key for r in records for key in revocation_keys(r.session_id, r.user)})
+    found = await kv.get_many(keys) if keys else {}
+    live = [r for r in records if not is_revoked(found, r.session_id, r.user, r.started)]
+    return sorted(live, key=lambda r: (r.started, r.session_id))
 
 
 @dataclass(frozen=True, slots=True)

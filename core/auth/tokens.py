@@ -2,7 +2,8 @@
 
 Uses: `portal` (the portal's own sign-in), `session` (a resource host's sign-in), `password`
 (a resource password or PIN was entered), `share` (a share link), `assertion` (what the
-application receives), `pending` (password accepted, second factor still to come). A token made
+application receives), `pending` (password accepted, second factor still to come), `relay` (a
+node carries a request it decided to another node: core.cluster.relay). A token made
 for one use is refused for every other, so an assertion an application received can never be
 replayed to the gateway as a session.
 """
@@ -11,13 +12,21 @@ import hashlib
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from core.auth.keys import ALGORITHM, KeyRing
+from core.auth.signing import ALGORITHM, KeyRing
 
-type Use = Literal["portal", "session", "password", "share", "assertion", "pending"]
+type Use = Literal["portal", "session", "password", "share", "assertion", "pending", "relay"]
+
+
+class PublicKeys(Protocol):
+    """Where verification finds a kid's key: a KeyRing, or the keys other nodes published."""
+
+    def public_key(self, kid: str) -> Ed25519PublicKey | None: ...
+
 
 LEEWAY_SECONDS = 5  # clocks of nodes that share keys drift a little
 MAX_TOKEN_BYTES = 8192
@@ -34,6 +43,10 @@ def issuer_for(public_url: str | None) -> str:
 
 class TokenError(ValueError):
     """The token is not one Warren made for this purpose, place and time."""
+
+
+class UnknownKey(TokenError):
+    """Signed with a kid no key here has: perhaps one another node has just published."""
 
 
 def new_id() -> str:
@@ -71,7 +84,7 @@ def mint(
 
 
 def verify(
-    keys: KeyRing, token: str, *, use: Use, issuer: str, audience: str | Sequence[str]
+    keys: PublicKeys, token: str, *, use: Use, issuer: str, audience: str | Sequence[str]
 ) -> dict[str, Any]:
     if not token or len(token) > MAX_TOKEN_BYTES:
         raise TokenError("no token, or one too large to be Warren's")
@@ -84,7 +97,7 @@ def verify(
         raise TokenError(f"refused algorithm {header.get('alg')!r} or missing kid")
     public = keys.public_key(kid)
     if public is None:
-        raise TokenError(f"unknown signing key {kid[:40]!r}")
+        raise UnknownKey(f"unknown signing key {kid[:40]!r}")
     try:
         claims: dict[str, Any] = jwt.decode(
             token,

@@ -8,6 +8,7 @@ users:
     email: alice@example.com
     groups: [ops]
     totp: JBSWY3DPEHPK3PXP      # present once `warren user 2fa alice` enrolled a second factor
+    disabled: true              # present once `warren user disable alice` ran: no sign-in at all
 ```
 
 The file holds secrets (hashes, TOTP seeds), so it is written with mode 0600.
@@ -18,7 +19,9 @@ import functools
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -27,10 +30,13 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from core.auth.identity import Identity
+from core.files import write_atomically
 from core.problems import ConfigError, from_validation_error
-from core.yamlfile import load_yaml, locate
+from core.yamlfile import load_yaml, locate, parse_yaml
 
 HASHER = PasswordHasher(type=Type.ID)  # argon2-cffi's RFC 9106 low-memory profile
+MIN_PASSWORD = 8  # characters, for every password a person chooses (users, resources)
 NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 _EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\"]+$")
 _GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -65,6 +71,7 @@ class User(BaseModel):
     email: Annotated[str | None, AfterValidator(_email)] = None
     groups: Annotated[tuple[str, ...], AfterValidator(_groups)] = ()
     totp: str | None = Field(default=None, pattern=r"^[A-Z2-7]{16,128}$")
+    disabled: bool = False
 
 
 class UsersFile(BaseModel):
@@ -93,15 +100,46 @@ def _stand_in_hash() -> str:
 
 
 def authenticate(users: UsersFile, name: str, password: str) -> User | None:
+    """The user, if the password is theirs and the account may sign in. A disabled account
+    is answered like a wrong password, after the same work."""
     user = users.users.get(name)
     matched = check_secret(user.password if user else _stand_in_hash(), password)
-    return user if matched and user is not None else None
+    return user if matched and user is not None and not user.disabled else None
+
+
+def active_user(users: UsersFile, name: str) -> User | None:
+    """The account behind a sign-in, as the file says now: None once deleted or disabled."""
+    user = users.users.get(name)
+    return None if user is None or user.disabled else user
+
+
+def current_identity(users: UsersFile, identity: Identity) -> Identity | None:
+    """A person's proof with their groups and e-mail as users.yaml says now (a session token
+    carries those of the moment it was made); None once the account is deleted or disabled.
+    Share links and resource passwords are nobody's account and pass unchanged."""
+    if identity.user is None:
+        return identity
+    user = users.users.get(identity.user)
+    if user is None or user.disabled:
+        return None
+    if user.groups == identity.groups and user.email == identity.email:
+        return identity  # the usual case: nothing to build
+    return replace(identity, groups=user.groups, email=user.email)
 
 
 def load_users(path: Path) -> UsersFile:
     if not path.exists():
         return UsersFile()
     text, data = load_yaml(path)
+    return _validated(text, data, path)
+
+
+def parse_users(text: str, path: Path | None = None) -> UsersFile:
+    """users.yaml from its text (a pushed copy, core.cluster.sync); ConfigError as load_users."""
+    return _validated(text, parse_yaml(text, path), path)
+
+
+def _validated(text: str, data: object, path: Path | None) -> UsersFile:
     try:
         return UsersFile.model_validate(data or {})
     except ValidationError as error:
@@ -116,33 +154,39 @@ def save_users(path: Path, users: UsersFile) -> None:
             for name, user in sorted(users.users.items())
         },
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(
-            "# Written by `warren user`; argon2id hashes and TOTP seeds: keep it private.\n"
-        )
-        yaml.safe_dump(data, handle, sort_keys=False, default_flow_style=False)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)
+    text = "# Written by `warren user`; argon2id hashes and TOTP seeds: keep it private.\n"
+    text += yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+    write_atomically(path, text.encode())
 
 
 def update(path: Path, change: Callable[[UsersFile], UsersFile]) -> UsersFile:
     """Read, change, write back, under a lock so two `warren user` commands never race."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _locked(path):
         changed = change(load_users(path))
         save_users(path, changed)
         return changed
 
 
+def replace_text(path: Path, text: str) -> None:
+    """Put a whole users.yaml in place (a pushed copy, already validated), under the lock
+    `update` takes, so it never lands in the middle of a `warren user` command."""
+    with _locked(path):
+        write_atomically(path, text.encode())
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 class UsersSource:
-    """users.yaml as the portal and gateway read it: reloaded when the file changes (a stat per
-    use: sign-ins are rare next to requests); a file that does not validate keeps the last good
-    one."""
+    """users.yaml as the portal and gateway read it: reloaded when the file changes; a file that
+    does not validate keeps the last good one. The portal looks at the file on every use
+    (sign-ins are rare); the gateway, which asks on every request, at most every
+    `recheck_seconds`, so a change reaches it within that time at the cost of a clock read."""
 
     def __init__(self, path: Path, recheck_seconds: float = 0.0) -> None:
         self.path = path

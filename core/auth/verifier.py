@@ -8,8 +8,8 @@ from collections import OrderedDict
 from typing import Any, NamedTuple
 
 from core.auth.identity import Identity, Method
-from core.auth.keys import KeyRing
-from core.auth.tokens import TokenError, Use, verify
+from core.auth.signing import KeyRing
+from core.auth.tokens import TokenError, UnknownKey, Use, verify
 
 _METHODS: dict[str, Method] = {"session": "session", "password": "password", "share": "share"}
 NEGATIVE_SECONDS = 30.0
@@ -68,11 +68,15 @@ class Verifier:
         self._max = max_entries
         self._good: OrderedDict[tuple[Use, str], Verified] = OrderedDict()
         self._bad: OrderedDict[tuple[Use, str], tuple[float, str]] = OrderedDict()
+        self._generation = keys.generation
 
     def check(self, token: str, use: Use, host: str, audience: str | None = None) -> Verified:
         """The token's identity, for a request to `host` (or to a fixed `audience`)."""
         key = (use, token)
         now = time.time()
+        if self.keys.generation != self._generation:  # a node's keys are no longer trusted
+            self._good.clear()
+            self._generation = self.keys.generation
         verified = self._good.get(key)
         if verified is not None:
             if verified.identity.expires <= now:
@@ -98,11 +102,26 @@ class Verifier:
                 audience=audience or audiences(host, self.cookie_domain),
             )
             verified = Verified(identity_of(use, claims), claims, claims["aud"])
+        except UnknownKey:
+            raise  # not remembered: the key may be published a moment from now
         except TokenError as error:
             self._remember(self._bad, key, (now + NEGATIVE_SECONDS, str(error)))
             raise
         self._remember(self._good, key, verified)
         return verified
+
+    async def check_known(
+        self, token: str, use: Use, host: str, audience: str | None = None
+    ) -> Verified:
+        """`check`, but a kid no key here has first makes the other nodes' published keys be
+        read again (at most once a second): a node that has just joined or rotated."""
+        try:
+            return self.check(token, use, host, audience)
+        except UnknownKey:
+            published = self.keys.published
+            if published is None or not await published.look_again():
+                raise
+        return self.check(token, use, host, audience)
 
     def _remember[V](
         self, table: OrderedDict[tuple[Use, str], V], key: tuple[Use, str], value: V

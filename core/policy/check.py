@@ -4,21 +4,37 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from core.cloudflare import KNOWN, node_ranges
+from core.ipsets import IPNetwork
+from core.policy.limitchecks import rate_limit_problems
 from core.policy.model import GEO_CONDITIONS, PolicyFile, Rule
 from core.problems import Loc, Problem
-from core.ratelimit.check import rate_limit_problems
 
 if TYPE_CHECKING:
     from core.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
+class NodePort:
+    """A port one of the node's own listeners holds (warren.yaml), which no raw resource may."""
+
+    protocol: str  # "tcp" or "udp"
+    host: str  # "0.0.0.0" or "::" for every address
+    port: int
+    setting: str  # the warren.yaml key that asks for it
+
+
+@dataclass(frozen=True, slots=True)
 class Capabilities:
-    """What this node can evaluate; a rule it cannot evaluate is refused, never ignored."""
+    """What this node can evaluate, and where it listens; a rule it cannot evaluate is refused,
+    never ignored, and so is a raw resource on a port the node already holds."""
 
     country_db: bool = False
     asn_db: bool = False
     sign_in: bool = False  # requests can carry a signed-in user (rate limits per: user)
+    raw_host: str = "0.0.0.0"  # where raw resources listen: `listen`'s host
+    ports: tuple[NodePort, ...] = ()
+    cloudflare: tuple[IPNetwork, ...] = KNOWN  # `trusted_proxies: [cloudflare]` on this node
 
 
 def node_capabilities(settings: "Settings | None") -> Capabilities:
@@ -32,13 +48,33 @@ def node_capabilities(settings: "Settings | None") -> Capabilities:
         country_db=bool(settings.geoip.country_db),
         asn_db=bool(settings.geoip.asn_db),
         sign_in=settings.public_url is not None,
+        raw_host=settings.listen.host,
+        ports=_node_ports(settings),
+        cloudflare=node_ranges(settings.state_dir),
     )
+
+
+def _node_ports(settings: "Settings") -> tuple[NodePort, ...]:
+    def tcp(setting: str, host: str, port: int) -> NodePort:
+        return NodePort("tcp", host, port, setting)
+
+    ports = [
+        tcp("listen", settings.listen.host, settings.listen.port),
+        tcp("portal.listen", settings.portal.listen.host, settings.portal.listen.port),
+        tcp("wireguard.api", settings.wireguard.api.host, settings.wireguard.api.port),
+        # WireGuard binds its port on every address.
+        NodePort("udp", "0.0.0.0", settings.wireguard.listen_port, "wireguard.listen_port"),
+    ]
+    if settings.http_listen is not None:
+        ports.append(tcp("http_listen", settings.http_listen.host, settings.http_listen.port))
+    return tuple(ports)
 
 
 def check_policy(model: PolicyFile, capabilities: Capabilities) -> list[Problem]:
     return [
         *_duplicate_hosts(model),
         *_duplicate_ports(model),
+        *_node_port_collisions(model, capabilities),
         *_unknown_sites(model),
         *_raw_resources(model),
         *_geo_conditions(model, capabilities),
@@ -70,6 +106,24 @@ def _duplicate_ports(model: PolicyFile) -> Iterator[Problem]:
                 f"{resource.protocol} port {resource.port} is already used by {owner[key]!r}",
             )
         owner.setdefault(key, name)
+
+
+def _node_port_collisions(model: PolicyFile, capabilities: Capabilities) -> Iterator[Problem]:
+    for name, resource in model.resources.items():
+        for held in capabilities.ports:
+            if (resource.protocol, resource.port) == (held.protocol, held.port) and _overlap(
+                capabilities.raw_host, held.host
+            ):
+                yield Problem(
+                    ("resources", name, "port"),
+                    f"{held.protocol} port {held.port} is the node's own ({held.setting} in "
+                    "warren.yaml); a raw resource needs a port of its own",
+                )
+
+
+def _overlap(host: str, other: str) -> bool:
+    every = ("0.0.0.0", "::", "")
+    return host == other or host in every or other in every
 
 
 def _unknown_sites(model: PolicyFile) -> Iterator[Problem]:

@@ -7,6 +7,9 @@ from pathlib import Path
 from types import MappingProxyType
 
 from core.clientip import ProxyTrust
+from core.cloudflare import KNOWN
+from core.forwarding import DEFAULT_STRIP
+from core.headers import HeaderNames
 from core.hosts import HostTable
 from core.ipsets import IPNetwork
 from core.policy.model import PolicyFile, Resource, ResourceAuth, Target
@@ -56,6 +59,7 @@ class Policy:
         return self.uses_country or self.uses_asn
 
     rate_limits: tuple[CompiledLimit, ...] = ()  # the global ones
+    strip: HeaderNames = field(default_factory=lambda: HeaderNames(DEFAULT_STRIP))
 
     def resource_for(self, authority: str) -> CompiledResource | None:
         return self.hosts.lookup(authority)
@@ -68,7 +72,13 @@ class Policy:
         return len(self.global_rules) + sum(len(r.rules) for r in self.resources.values())
 
 
-def compile_policy(model: PolicyFile, source: Path | None = None, digest: str = "") -> Policy:
+def compile_policy(
+    model: PolicyFile,
+    source: Path | None = None,
+    digest: str = "",
+    cloudflare: tuple[IPNetwork, ...] = KNOWN,
+) -> Policy:
+    """`cloudflare`: the node's copy of Cloudflare's networks (`trusted_proxies: [cloudflare]`)."""
     global_limits = compile_limits("rate_limits", GLOBAL_SCOPE, model.rate_limits)
     resources = {
         name: CompiledResource(
@@ -88,7 +98,7 @@ def compile_policy(model: PolicyFile, source: Path | None = None, digest: str = 
         model=model,
         source=source,
         digest=digest,
-        trust=ProxyTrust(networks, cloudflare="cloudflare" in model.trusted_proxies),
+        trust=ProxyTrust(networks, cloudflare if "cloudflare" in model.trusted_proxies else ()),
         global_rules=RuleSet("rules", model.rules),
         resources=MappingProxyType(resources),
         hosts=HostTable(
@@ -100,4 +110,5 @@ def compile_policy(model: PolicyFile, source: Path | None = None, digest: str = 
         uses_country=any(r.country is not None or r.country_not is not None for r in every_rule),
         uses_asn=any(r.asn is not None for r in every_rule),
         rate_limits=global_limits,
+        strip=HeaderNames(model.strip_headers),
     )

@@ -58,4 +58,4 @@ def _build(text: str, data: object, path: Path | None, capabilities: Capabilitie
     if problems:
         raise ConfigError(locate(text, problems, path))
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    return compile_policy(model, path, digest)
+    return compile_policy(model, path, digest, capabilities.cloudflare)

@@ -3,31 +3,32 @@
 import re
 import socket
 from datetime import timedelta
-from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
-    PlainValidator,
     TypeAdapter,
     field_validator,
     model_validator,
 )
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from core.fields import Duration, one_or_many
-from core.paths import PathPattern, compile_pattern
-from core.ratelimit.spec import FailMode, Per, Strategy, check_limit_text, parse_per
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from core.fields import (
+    Duration,
+    ListOf,
+    Method,
+    Pattern,
+    Strict,
+    non_empty,
+    one_or_many,
+)
+from core.forwarding import DEFAULT_STRIP
+from core.headers import valid_pattern
+from core.ratelimit.spec import RateLimit
 
 
 def _network(value: Any) -> IPv4Network | IPv6Network:
@@ -77,77 +78,32 @@ def _address(value: Any) -> IPv4Network | IPv6Network:
     return ip_network(address)
 
 
-_EMPTY_LIST = "an empty list matches nothing; leave the key out instead"
-
-
-def _non_empty[T](values: tuple[T, ...]) -> tuple[T, ...]:
-    if not values:
-        raise ValueError(_EMPTY_LIST)
-    return values
-
-
-def _one_or_more(value: Any) -> Any:
-    """`method: GET` means `method: [GET]`; `method: []` is refused. One call per field, before
-    pydantic's own checks: a large policy has hundreds of thousands of such fields."""
-    if isinstance(value, str | int):
-        return [value]
-    if isinstance(value, list | tuple) and not value:
-        raise ValueError(_EMPTY_LIST)
-    return value
-
-
-_METHOD = re.compile(r"^[A-Z]+$")
-
-
-def _method(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not an HTTP method")
-    return _method_name(value)
-
-
-@lru_cache(maxsize=256)  # a large policy names a handful of methods, 100 000 times over
-def _method_name(value: str) -> str:
-    name = value.strip().upper()
-    if not _METHOD.match(name):
-        raise ValueError(f"{value!r} is not an HTTP method")
-    return name
+# How a rule names an address the databases cannot place: Cloudflare's XX, and AS0, which RFC 7607
+# reserves so that no network announces it.
+UNKNOWN_COUNTRY, UNKNOWN_ASN = "XX", 0
 
 
 def _country(value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z]{2}", value.strip()):
-        raise ValueError(f"{value!r} is not a two-letter ISO 3166 country code")
-    return value.strip().upper()
+        raise ValueError(f"{value!r} is not a two-letter ISO 3166 country code (or XX: unknown)")
+    code = value.strip().upper()
+    if code == "ZZ":  # DB-IP's "no country": Warren reads it as unknown, so ZZ would never match
+        raise ValueError("ZZ is no country; an address the databases cannot place is XX")
+    return code
 
 
 def _asn(value: Any) -> int:
     text = str(value).strip().upper().removeprefix("AS")
-    if not text.isdigit() or not 0 < int(text) < 2**32:
-        raise ValueError(f"{value!r} is not an AS number like 64512 or AS64512")
+    if not text.isdigit() or not 0 <= int(text) < 2**32:
+        raise ValueError(f"{value!r} is not an AS number like 64512 or AS64512 (or 0: unknown)")
     return int(text)
 
 
 parse_country, parse_asn = _country, _asn  # for the command line's --country / --asn
 
 
-def _path_pattern(value: Any) -> PathPattern:
-    if isinstance(value, PathPattern):
-        return value
-    if not isinstance(value, str):
-        raise ValueError("a path pattern is text like /admin/*")
-    return compile_pattern(value)
-
-
-def _pattern_source(pattern: PathPattern) -> str:
-    return pattern.source
-
-
-# Kept compiled: validating a pattern is compiling it, and the rule engine needs it compiled.
-type Pattern = Annotated[
-    PathPattern, PlainValidator(_path_pattern), PlainSerializer(_pattern_source, return_type=str)
-]
 type Network = Annotated[IPv4Network | IPv6Network, BeforeValidator(_network)]
 type Address = Annotated[IPv4Network | IPv6Network, BeforeValidator(_address)]
-type ListOf[T] = Annotated[tuple[T, ...], BeforeValidator(_one_or_more)]
 
 Action = Literal["allow", "deny", "pass"]
 GEO_CONDITIONS = ("country", "country_not", "asn")
@@ -162,7 +118,7 @@ class Rule:
     not_cidr: ListOf[Network] | None = None
     ip: ListOf[Address] | None = None
     path: ListOf[Pattern] | None = None
-    method: ListOf[Annotated[str, BeforeValidator(_method)]] | None = None
+    method: ListOf[Method] | None = None
     country: ListOf[Annotated[str, BeforeValidator(_country)]] | None = None
     country_not: ListOf[Annotated[str, BeforeValidator(_country)]] | None = None
     asn: ListOf[Annotated[int, BeforeValidator(_asn)]] | None = None
@@ -243,34 +199,41 @@ class ResourceAuth(Strict):
         return self
 
 
+class Timeouts(Strict):
+    """Towards the resource's targets: how long a connection may take to open, and how long
+    the response may take to start once the request is sent (then 504)."""
+
+    connect: Duration = timedelta(seconds=5)
+    first_byte: Duration = timedelta(seconds=60)
+
+    @model_validator(mode="after")
+    def _positive(self) -> Self:
+        if self.connect <= timedelta(0) or self.first_byte <= timedelta(0):
+            raise ValueError("timeouts must be longer than 0s")
+        return self
+
+
+def _strip_pattern(value: Any) -> Any:
+    if not isinstance(value, str) or not valid_pattern(value):
+        raise ValueError(f"{value!r} is not a header name, or a name prefix ending in one '*'")
+    return value
+
+
 class Site(Strict):
     secret_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-
-
-class RateLimit(Strict):
-    """One `rate_limits` entry; see core/ratelimit and docs/configuration.md."""
-
-    limit: Annotated[str, BeforeValidator(check_limit_text)]
-    per: Annotated[Per, PlainValidator(parse_per), PlainSerializer(str, return_type=str)] = Per(
-        "ip"
-    )
-    path: ListOf[Pattern] | None = None
-    method: ListOf[Annotated[str, BeforeValidator(_method)]] | None = None
-    strategy: Strategy = "sliding"
-    on_storage_error: FailMode = "open"
-    headers: bool = False  # RateLimit-* headers on allowed responses too (429s always have them)
 
 
 class Resource(Strict):
     host: ListOf[Host] | None = None
     protocol: Literal["http", "tcp", "udp"] = "http"
     port: int | None = Field(default=None, ge=1, le=65535)
-    targets: Annotated[tuple[Target, ...], AfterValidator(_non_empty)]
+    targets: Annotated[tuple[Target, ...], AfterValidator(non_empty)]
     balance: Literal["round_robin", "least_conn", "sticky"] = "round_robin"
     health: Health | None = None
     auth: Literal["public"] | ResourceAuth | None = None
     rules: tuple[Rule, ...] = ()
     rate_limits: tuple[RateLimit, ...] = ()
+    timeouts: Timeouts = Timeouts()
 
     @model_validator(mode="after")
     def _protocol_fields(self) -> Self:
@@ -290,10 +253,16 @@ class Resource(Strict):
 class PolicyFile(Strict):
     version: Literal[1]
     trusted_proxies: tuple[str, ...] = ()
+    # Refuse (403) every HTTP request that did not come through a trusted proxy: with Cloudflare
+    # in front, the origin cannot be reached around it. Sites registering are exempt.
+    require_trusted_proxy: bool = False
     rules: tuple[Rule, ...] = ()
     rate_limits: tuple[RateLimit, ...] = ()  # every http resource, before the resource's own
     sites: dict[Name, Site] = Field(default_factory=dict)
     resources: dict[Name, Resource] = Field(default_factory=dict)
+    # Request headers removed before any application sees them, besides the ones only Warren
+    # sets (X-Forwarded-*, Remote-*, ...), which always go.
+    strip_headers: tuple[Annotated[str, BeforeValidator(_strip_pattern)], ...] = DEFAULT_STRIP
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -302,3 +271,9 @@ class PolicyFile(Strict):
             if entry != "cloudflare":
                 _network(entry)
         return one_or_many(value)
+
+    @model_validator(mode="after")
+    def _proxy_required(self) -> Self:
+        if self.require_trusted_proxy and not self.trusted_proxies:
+            raise ValueError("require_trusted_proxy needs trusted_proxies (e.g. [cloudflare])")
+        return self

@@ -2,11 +2,15 @@
 
 Each rule is filed under one index by its most selective condition: its networks (a prefix map),
 its exact paths (a dict), the literal directory its path globs lie under (a dict probed once per
-ancestor of the request path), its countries or ASNs (dicts; a deny rule is also filed under
-"unknown", since it fires on an address the databases cannot place). Rules with none of those
-(say, only `method` or `not_cidr`) go on a short list checked in order. A lookup gathers the
-candidate lists, walks them merged in rule order, and stops at the first rule whose every
-condition holds.
+ancestor of the request path), its countries or ASNs (dicts). Rules with none of those (say,
+only `method`, `not_cidr` or `country_not`) go on a short list checked in order. A lookup
+gathers the candidate lists, walks them merged in rule order, and stops at the first rule whose
+every condition holds.
+
+Geo conditions are two-valued, as Cloudflare's are: an address the databases cannot place has
+the country XX and the AS number 0 (core.policy.model). So `country: [KP]` and `asn: [7018]`
+never match it, `country_not: [DE]` does (it is not DE), and a rule that means the unknown names
+it: `country: [XX]`, `country_not: [DE, XX]`, `asn: [0]`.
 """
 
 from collections.abc import Iterable, Sequence
@@ -16,7 +20,7 @@ from typing import NamedTuple
 
 from core.ipsets import IPAddress, IPNetwork, IpSet, PrefixMap
 from core.paths import PathPattern, ancestors
-from core.policy.model import Rule
+from core.policy.model import UNKNOWN_ASN, UNKNOWN_COUNTRY, Rule
 
 
 class Outcome(StrEnum):
@@ -29,8 +33,16 @@ class Facts(NamedTuple):
     ip: IPAddress
     path: str  # the canonical match path (core.paths.CanonicalPath.match)
     method: str
-    country: str | None = None
-    asn: int | None = None
+    country: str | None = None  # None: unknown, which rules read as XX
+    asn: int | None = None  # None: unknown, which rules read as AS0
+
+    @property
+    def country_code(self) -> str:
+        return self.country or UNKNOWN_COUNTRY
+
+    @property
+    def asn_number(self) -> int:
+        return UNKNOWN_ASN if self.asn is None else self.asn
 
 
 class RuleRef(NamedTuple):
@@ -59,6 +71,7 @@ class CompiledRule:
         "cidr",
         "countries",
         "countries_not",
+        "has_geo",
         "ip",
         "methods",
         "not_cidr",
@@ -81,11 +94,15 @@ class CompiledRule:
         self.countries = frozenset(rule.country) if rule.country is not None else None
         self.countries_not = frozenset(rule.country_not) if rule.country_not is not None else None
         self.asns = frozenset(rule.asn) if rule.asn is not None else None
+        self.has_geo = rule.uses_geo()
 
     def __repr__(self) -> str:
         return f"CompiledRule({self.ref.key})"
 
     def matches(self, facts: Facts) -> bool:
+        return self.matches_besides_geo(facts) and (not self.has_geo or self.geo_matches(facts))
+
+    def matches_besides_geo(self, facts: Facts) -> bool:
         if self.cidr is not None and facts.ip not in self.cidr:
             return False
         if self.ip is not None and facts.ip not in self.ip:
@@ -94,41 +111,25 @@ class CompiledRule:
             return False
         if self.methods is not None and facts.method not in self.methods:
             return False
-        if self.paths is not None and not any(p.matches(facts.path) for p in self.paths):
-            return False
-        if self.countries is None and self.countries_not is None and self.asns is None:
-            return True
-        return self._geo_matches(facts)
+        return self.paths is None or any(p.matches(facts.path) for p in self.paths)
 
-    def _geo_matches(self, facts: Facts) -> bool:
-        # An address the databases cannot place must never be let in by accident: a geo condition
-        # that cannot be decided counts as matched for deny rules and as unmatched for the others.
-        unknown = False
-        if self.countries is not None or self.countries_not is not None:
-            if facts.country is None:
-                unknown = True
-            elif self.countries is not None and facts.country not in self.countries:
-                return False
-            elif self.countries_not is not None and facts.country in self.countries_not:
-                return False
-        if self.asns is not None:
-            if facts.asn is None:
-                unknown = True
-            elif facts.asn not in self.asns:
-                return False
-        return not unknown or self.outcome is Outcome.DENY
+    def geo_matches(self, facts: Facts) -> bool:
+        # Unknown is a value like any other (XX, AS0), so each condition is plainly true or false.
+        if self.countries is not None and facts.country_code not in self.countries:
+            return False
+        if self.countries_not is not None and facts.country_code in self.countries_not:
+            return False
+        return self.asns is None or facts.asn_number in self.asns
 
 
 class RuleSet:
     __slots__ = (
-        "_asn_unknown",
         "_by_asn",
         "_by_country",
         "_by_ip",
         "_by_path_dir",
         "_by_path_exact",
         "_compiled",
-        "_country_unknown",
         "_rest",
         "_rules",
         "scope",
@@ -145,8 +146,6 @@ class RuleSet:
         path_dir: dict[str, list[int]] = {}
         by_country: dict[str, list[int]] = {}
         by_asn: dict[int, list[int]] = {}
-        country_unknown: list[int] = []
-        asn_unknown: list[int] = []
         rest: list[int] = []
         for order, rule in enumerate(self._rules):
             networks = rule.cidr or rule.ip
@@ -157,15 +156,11 @@ class RuleSet:
                     table = path_exact if pattern.kind == "exact" else path_dir
                     table.setdefault(pattern.key, []).append(order)
             elif rule.country is not None:
-                for country in rule.country:
+                for country in rule.country:  # XX among them: filed where unknowns look
                     by_country.setdefault(country, []).append(order)
-                if rule.action == "deny":  # deny rules also fire on unknown countries
-                    country_unknown.append(order)
             elif rule.asn is not None:
                 for asn in rule.asn:
                     by_asn.setdefault(asn, []).append(order)
-                if rule.action == "deny":
-                    asn_unknown.append(order)
             else:
                 rest.append(order)
         self._by_ip = PrefixMap(ip_entries)
@@ -173,8 +168,6 @@ class RuleSet:
         self._by_path_dir = _freeze(path_dir)
         self._by_country = _freeze(by_country)
         self._by_asn = _freeze(by_asn)
-        self._country_unknown = tuple(country_unknown)
-        self._asn_unknown = tuple(asn_unknown)
         self._rest = tuple(rest)
 
     def __len__(self) -> int:
@@ -188,9 +181,9 @@ class RuleSet:
         return compiled
 
     @property
-    def rules(self) -> tuple[CompiledRule, ...]:
-        """Every rule compiled, in order (for tools and tests; requests use the index)."""
-        return tuple(self.rule(order) for order in range(len(self._rules)))
+    def model_rules(self) -> tuple[Rule, ...]:
+        """The rules as the policy file has them, in order."""
+        return self._rules
 
     def first_match(self, facts: Facts) -> CompiledRule | None:
         candidates = self._candidates(facts)
@@ -221,15 +214,11 @@ class RuleSet:
                 under = self._by_path_dir.get(key)
                 if under:
                     found.append(under)
-        if facts.country is None:
-            if self._country_unknown:
-                found.append(self._country_unknown)
-        elif country := self._by_country.get(facts.country):
+        # Facts.country_code and .asn_number spelled out: this runs for every request.
+        by_country, by_asn = self._by_country, self._by_asn
+        if by_country and (country := by_country.get(facts.country or UNKNOWN_COUNTRY)):
             found.append(country)
-        if facts.asn is None:
-            if self._asn_unknown:
-                found.append(self._asn_unknown)
-        elif asn := self._by_asn.get(facts.asn):
+        if by_asn and (asn := by_asn.get(UNKNOWN_ASN if facts.asn is None else facts.asn)):
             found.append(asn)
         if self._rest:
             found.append(self._rest)

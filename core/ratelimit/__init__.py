@@ -1,6 +1,8 @@
-"""Rate limiting through the `limits` library: policy limits, their keys, and a limiter that
-counts in node storage (memory, or Redis shared by several nodes).
+"""Rate limiting through the `limits` library: policy limits, whose requests they count
+(`subjects`), and a limiter that counts in node storage (memory, or Redis shared by several
+nodes).
 
-Kept free of heavy imports: `core.policy.model` validates limit strings through `spec`, and the
-command line imports the policy model.
+The policy imports this package, never the other way: a `rate_limits` entry is modelled in `spec`
+and compiled in `compiled`, and what counts a request needs of the policy is only `Limited`.
+Kept free of heavy imports: the policy model (imported by every `warren` command) uses `spec`.
 """

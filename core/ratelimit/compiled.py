@@ -10,10 +10,10 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from core.paths import PathPattern
-from core.policy.model import RateLimit
-from core.ratelimit.spec import FailMode, Per, Rate, parse_rate
+from core.ratelimit.spec import FailMode, Per, Rate, RateLimit, parse_rate
 
 # Scope of the global `rate_limits`: they count across every resource. Resource names cannot
 # contain "*".
@@ -43,6 +43,18 @@ class CompiledLimit:
         if self.paths is not None:
             text += f" on {', '.join(p.source for p in self.paths)}"
         return f"{text} ({self.rate.strategy} window, on storage error: {self.on_storage_error})"
+
+
+class Limited(Protocol):
+    """What requests count against: a resource's name (`per: resource` counts under it) and
+    every limit that applies to it. `core.policy.compiled.CompiledResource` is one; rate limiting
+    needs no more of the policy than this."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def rate_limits(self) -> tuple[CompiledLimit, ...]: ...
 
 
 def fingerprint(model: RateLimit) -> str:

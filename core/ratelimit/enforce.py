@@ -1,37 +1,36 @@
 """Counting a request, or a raw connection, against every limit of its resource.
 
-The gateway calls `enforce` per HTTP request. Raw TCP/UDP resources call `admit_connection`
+The gateway calls `enforce` per HTTP request. Raw TCP/UDP resources call `count_connection`
 once per new connection (a TCP accept; a UDP flow's first datagram) and close it when refused:
 
-    verdict = await admit_connection(runtime.rate_limiter, resource, client_ip)
-    if verdict.refused_by is not None:
-        ...  # close; verdict.decision.retry_after() says for how long it stays refused
+    counted = await count_connection(runtime.rate_limiter, resource, client_ip)
+    if counted.refused_by is not None:
+        ...  # close; counted.decision.retry_after() says for how long it stays refused
 """
 
 from typing import NamedTuple
 
 from core.ipsets import IPAddress
-from core.policy.compiled import CompiledResource
-from core.ratelimit.compiled import CompiledLimit
-from core.ratelimit.keys import Requester, subject
+from core.ratelimit.compiled import CompiledLimit, Limited
 from core.ratelimit.limiter import Decision, RateLimiter
+from core.ratelimit.subjects import Requester, subject
 
 
-class Verdict(NamedTuple):
+class Counted(NamedTuple):
     refused_by: CompiledLimit | None  # the first full limit (or closed one, in an outage)
     decision: Decision | None  # the refusal; or, when allowed, whose RateLimit-* headers to show
 
 
-ADMITTED = Verdict(None, None)
+ADMITTED = Counted(None, None)
 
 
 async def enforce(
     limiter: RateLimiter,
-    resource: CompiledResource,
+    resource: Limited,
     requester: Requester,
     match_path: str = "",
     method: str = "",
-) -> Verdict:
+) -> Counted:
     shown: Decision | None = None
     for limit in resource.rate_limits:
         if not limit.applies(match_path, method):
@@ -44,17 +43,15 @@ async def enforce(
             stats=limit.headers,
         )
         if not decision.allowed:
-            return Verdict(limit, decision)
+            return Counted(limit, decision)
         if decision.remaining is not None and (
             shown is None or decision.remaining < (shown.remaining or 0)
         ):
             shown = decision
-    return Verdict(None, shown) if shown is not None else ADMITTED
+    return Counted(None, shown) if shown is not None else ADMITTED
 
 
-async def admit_connection(
-    limiter: RateLimiter, resource: CompiledResource, ip: IPAddress
-) -> Verdict:
+async def count_connection(limiter: RateLimiter, resource: Limited, ip: IPAddress) -> Counted:
     """Connection-rate limits of a tcp/udp resource (per ip or per resource)."""
     if not resource.rate_limits:
         return ADMITTED

@@ -2,12 +2,12 @@
 nothing."""
 
 from core.ipsets import IPAddress
-from core.policy.compiled import CompiledResource
-from core.ratelimit.keys import Requester, subject
+from core.ratelimit.compiled import Limited
+from core.ratelimit.subjects import Requester, subject
 
 
 def applicable_limits(
-    resource: CompiledResource, match_path: str, method: str, ip: IPAddress
+    resource: Limited, match_path: str, method: str, ip: IPAddress
 ) -> tuple[str, ...]:
     lines = []
     requester = Requester(ip)

@@ -23,9 +23,10 @@ from typing import Any, NamedTuple
 from limits.aio import strategies
 from limits.errors import StorageError
 
+from core.ratelimit.counters import open_storage
 from core.ratelimit.memory import MemoryStorage
 from core.ratelimit.spec import FailMode, Rate, Strategy
-from core.storage import open_storage, redact
+from core.storage import redact
 
 log = logging.getLogger("warren.ratelimit")
 

@@ -1,11 +1,15 @@
-"""The pieces of a `rate_limits` entry as admins write them, validated without counting anything.
+"""A `rate_limits` entry as admins write it, and its pieces, validated without counting anything.
 
 `limits` is imported inside the functions: loading it costs a tenth of a second, and the policy
 model (imported by every `warren` command) only needs it when a policy actually has limits.
 """
 
 import re
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
+
+from pydantic import BeforeValidator, PlainSerializer, PlainValidator
+
+from core.fields import ListOf, Method, Pattern, Strict
 
 if TYPE_CHECKING:
     from limits import RateLimitItem
@@ -72,6 +76,20 @@ def check_limit_text(value: Any) -> str:
     if any(item.amount < 1 for item in items):
         raise ValueError(f"{value!r} allows nothing; refuse requests with a deny rule instead")
     return value.strip()
+
+
+class RateLimit(Strict):
+    """One `rate_limits` entry of policy.yaml, global or a resource's; see docs/configuration.md."""
+
+    limit: Annotated[str, BeforeValidator(check_limit_text)]
+    per: Annotated[Per, PlainValidator(parse_per), PlainSerializer(str, return_type=str)] = Per(
+        "ip"
+    )
+    path: ListOf[Pattern] | None = None
+    method: ListOf[Method] | None = None
+    strategy: Strategy = "sliding"
+    on_storage_error: FailMode = "open"
+    headers: bool = False  # RateLimit-* headers on allowed responses too (429s always have them)
 
 
 # The first part of every key of Warren's counters: "rl/STRATEGY/" then the caller's identifiers

@@ -6,6 +6,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from core.cli import app
+from demo import processes
+from tests.support.gateway import GatewayFactory
+from tests.support.waiting import eventually
 
 POLICY = """\
 version: 1
@@ -165,7 +168,13 @@ def test_explain_looks_the_client_up_or_takes_what_it_is_given(tmp_path: Path) -
     assert "asn       AS29518 Bredband2 AB from GeoLite2-ASN-Test.mmdb" in sweden.output
     assert "outcome   no rule matched; sign-in required" in sweden.output
     unknown = json.loads(runner.invoke(app, [*args, "--ip", "8.8.8.8", "--json"]).output)
-    assert (unknown["country"], unknown["asn"], unknown["rule"]) == (None, None, "rules[0]")
+    # Unknown is not KP, but it is none of GB, SE: the resource's country_not turns it away.
+    assert (unknown["country"], unknown["asn"], unknown["rule"]) == (
+        None,
+        None,
+        "resources.app.rules[1]",
+    )
+    assert unknown["notes"][0].startswith("rules[0] did not match: country unknown")
     given = runner.invoke(app, [*args, "--ip", "8.8.8.8", "--country", "gb", "--asn", "1221"])
     assert "country   GB (given)" in given.output
     assert "asn       AS1221 (given)" in given.output
@@ -178,3 +187,94 @@ def test_explain_looks_the_client_up_or_takes_what_it_is_given(tmp_path: Path) -
     bad = runner.invoke(app, [*bare[:-1], "Germany"])
     assert bad.exit_code == 2
     assert "'Germany' is not a two-letter ISO 3166 country code" in bad.output
+
+
+def test_check_opens_the_certificates_as_the_gateway_would(tmp_path: Path) -> None:
+    from tests.support.tls import LocalCa
+
+    ca = LocalCa.fresh()
+    write(tmp_path, "policy.yaml", POLICY)
+    ca.issue(["grafana.example.com"], tmp_path / "good.pem")
+    settings = write(tmp_path, "warren.yaml", "policy_file: policy.yaml\ncerts: [good.pem]\n")
+    result = runner.invoke(app, ["check", str(settings)])
+    assert result.exit_code == 0, result.output
+    assert "1 certificates" in result.output
+
+    ca.issue(["other.example.com"], tmp_path / "other.pem")
+    ca.issue(["grafana.example.com"], tmp_path / "old.pem", days=-1)
+    ca.issue(["grafana.example.com"], tmp_path / "nokey.pem", key_path=tmp_path / "k.pem")
+    certs = "certs: [other.pem, old.pem, nokey.pem, missing.pem]\n"
+    settings = write(tmp_path, "warren.yaml", f"policy_file: policy.yaml\n{certs}")
+    result = runner.invoke(app, ["check", str(settings)])
+    assert result.exit_code == 1
+    assert f"certs[1]: {tmp_path / 'old.pem'}: expired on" in result.output
+    assert f"certs[2]: {tmp_path / 'nokey.pem'}: holds no private key" in result.output
+    assert f"certs[3]: {tmp_path / 'missing.pem'}: cannot be read" in result.output
+
+    settings = write(tmp_path, "warren.yaml", "policy_file: policy.yaml\ncerts: [other.pem]\n")
+    result = runner.invoke(app, ["check", str(settings)])
+    assert result.exit_code == 1
+    assert "certs: no certificate here is for grafana.example.com" in result.output
+
+    acme = "acme: {email: admin@example.com}\n"
+    settings = write(
+        tmp_path, "warren.yaml", f"policy_file: policy.yaml\ncerts: [other.pem]\n{acme}"
+    )
+    result = runner.invoke(app, ["check", str(settings)])
+    assert result.exit_code == 0, result.output  # ACME orders one for grafana.example.com
+
+
+def test_check_refuses_a_raw_resource_on_a_port_the_node_holds(tmp_path: Path) -> None:
+    raw = """\
+version: 1
+resources:
+  web: {protocol: tcp, port: 8443, targets: [{host: 127.0.0.1, port: 1}]}
+  wg: {protocol: udp, port: 51820, targets: [{host: 127.0.0.1, port: 1}]}
+  ok: {protocol: udp, port: 8443, targets: [{host: 127.0.0.1, port: 1}]}
+"""
+    write(tmp_path, "policy.yaml", raw)
+    node = "policy_file: policy.yaml\nlisten: 0.0.0.0:8443\nhttp_listen: 0.0.0.0:8080\n"
+    settings = write(tmp_path, "warren.yaml", node)
+    write(
+        tmp_path,
+        "policy.yaml",
+        raw + "  plain: {protocol: tcp, port: 8080, targets: [{host: 127.0.0.1, port: 1}]}\n",
+    )
+    result = runner.invoke(app, ["check", str(settings)])
+    assert result.exit_code == 1
+    assert "resources.web.port: tcp port 8443 is the node's own (listen in warren.yaml)" in (
+        result.output
+    )
+    assert "resources.wg.port: udp port 51820 is the node's own (wireguard.listen_port" in (
+        result.output
+    )
+    assert "resources.plain.port: tcp port 8080 is the node's own (http_listen" in result.output
+    assert "resources.ok" not in result.output
+
+
+def test_version_is_the_installed_distributions() -> None:
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.output == f"warren {version('warren')}\n"
+
+
+def test_health_says_up_while_the_gateway_answers_and_why_not_after(
+    start_gateway: GatewayFactory,
+) -> None:
+    gateway = start_gateway(POLICY)
+    ask = [sys.executable, "-m", "core", "health", "gateway", "--config", str(gateway.config)]
+
+    def health() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(ask, capture_output=True, text=True, check=False)
+
+    eventually(lambda: health().returncode == 0)  # its socket may come a moment after the port
+    up = health()
+    assert (up.returncode, up.stdout) == (0, "gateway: up\n"), up.stderr
+    processes.stop(gateway.process)
+    down = health()
+    assert down.returncode == 1
+    socket = gateway.directory / "state" / "gateway.sock"
+    assert down.stderr.startswith(f"error: gateway: no answer on {socket}: "), down.stderr
+    assert "Traceback" not in down.stderr

@@ -84,3 +84,52 @@ resources:
     with pytest.raises(ConfigError) as raised:
         parse_policy(text, Capabilities())
     assert message in str(raised.value)
+
+
+GEO_POLICY = """\
+version: 1
+rules: [{action: deny, country: [KP]}]
+resources:
+  game:
+    protocol: tcp
+    port: 25565
+    auth: public
+    targets: [{host: 127.0.0.1, port: 25565}]
+    rules:
+      - {action: deny, asn: [7018]}
+      - {action: deny, country_not: [GB, XX]}
+  lan:
+    protocol: tcp
+    port: 25566
+    targets: [{host: 127.0.0.1, port: 25566}]
+    rules: [{action: allow, country: [XX]}, {action: allow, country: [DE]}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("resource", "country", "asn", "expected"),
+    [
+        ("game", None, None, (True, "public resource")),  # no deny names the unknown
+        ("game", "GB", None, (True, "public resource")),  # 81.2.69.142: GB, in no ASN database
+        ("game", "GB", 7018, (False, "denied by resources.game.rules[0]")),
+        ("game", "KP", None, (False, "denied by rules[0]")),
+        ("game", "FR", None, (False, "denied by resources.game.rules[1]")),
+        ("lan", None, None, (True, "allowed by resources.lan.rules[0]")),
+        ("lan", "DE", None, (True, "allowed by resources.lan.rules[1]")),
+    ],
+)
+def test_a_connection_the_databases_cannot_place_meets_two_valued_rules(
+    resource: str, country: str | None, asn: int | None, expected: tuple[bool, str]
+) -> None:
+    policy = parse_policy(GEO_POLICY, Capabilities(country_db=True, asn_db=True))
+    facts = connection_facts(ip_address("127.0.0.1"), country, asn)
+    admission = admit_connection(policy, policy.resources[resource], facts)
+    assert (admission.allowed, admission.reason) == expected
+
+
+def test_a_known_country_no_rule_names_is_not_let_in() -> None:
+    policy = parse_policy(GEO_POLICY, Capabilities(country_db=True, asn_db=True))
+    facts = connection_facts(ip_address("127.0.0.1"), "FR")
+    admission = admit_connection(policy, policy.resources["lan"], facts)
+    assert not admission.allowed
+    assert "no rule allows it" in admission.reason

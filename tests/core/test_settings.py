@@ -37,3 +37,72 @@ def test_errors_are_located(tmp_path: Path) -> None:
 def test_environment_alone_is_enough(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WARREN_LISTEN", "[::1]:8080")
     assert str(load_settings(None).listen) == "[::1]:8080"
+
+
+def test_acme_is_off_unless_its_section_is_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_settings(None).acme is None
+    assert load_settings(None).http_listen is None  # no port 80 unless asked
+    monkeypatch.setenv("WARREN_ACME__EMAIL", "admin@example.com")
+    acme = load_settings(None).acme
+    assert acme is not None
+    assert acme.email == "admin@example.com"
+    assert acme.directory == "https://acme-v02.api.letsencrypt.org/directory"
+    assert acme.challenge == "http-01"
+    assert acme.renew_before is None  # 30 days, or a third of a short life (core.acme.plan)
+
+
+def test_acme_paths_are_relative_to_warren_yaml(tmp_path: Path) -> None:
+    (tmp_path / "warren.yaml").write_text(
+        "http_listen: 0.0.0.0:80\n"
+        "acme:\n"
+        "  ca_bundle: ca/pebble.pem\n"
+        "  challenge: dns-01\n"
+        "  dns: {provider: cloudflare, api_token_file: secrets/cf.token}\n"
+    )
+    settings = load_settings(tmp_path / "warren.yaml")
+    assert str(settings.http_listen) == "0.0.0.0:80"
+    assert settings.acme is not None
+    assert settings.acme.dns is not None
+    assert settings.acme.ca_bundle == tmp_path / "ca" / "pebble.pem"
+    assert settings.acme.dns.api_token_file == tmp_path / "secrets" / "cf.token"
+    assert settings.acme.dns.api_url == "https://api.cloudflare.com/client/v4"
+
+
+@pytest.mark.parametrize(
+    ("acme", "message"),
+    [
+        ("{directory: 'http://ca.example/dir'}", "acme.directory: 'http://ca.example/dir' is not"),
+        ("{email: 'not an address'}", "acme.email: 'not an address' is not an e-mail address"),
+        ("{challenge: dns-01}", "acme: challenge dns-01 needs a DNS provider in acme.dns"),
+        ("{challenge: tls-alpn-01}", "acme.challenge: Input should be 'http-01' or 'dns-01'"),
+        ("{dns: {provider: route53}}", "acme.dns.provider: Input should be 'cloudflare'"),
+        ("{dns: {provider: cloudflare}}", "acme.dns.api_token_file: Field required"),
+        ("{dns: {provider: cloudflare, api_token: x}}", "acme.dns.api_token: unknown key"),
+        ("{retry_after: 0s}", "acme.retry_after: Input should be greater than 0"),
+    ],
+    ids=[
+        "http-directory",
+        "email",
+        "dns-01-alone",
+        "tls-alpn",
+        "provider",
+        "token-file",
+        "token-inline",
+        "no-retry",
+    ],
+)
+def test_a_wrong_acme_section_is_refused_saying_where(
+    acme: str, message: str, tmp_path: Path
+) -> None:
+    (tmp_path / "warren.yaml").write_text(f"acme: {acme}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path / "warren.yaml")
+    assert message in str(caught.value)
+
+
+def test_http_listen_needs_a_port_of_its_own(tmp_path: Path) -> None:
+    (tmp_path / "warren.yaml").write_text("listen: 0.0.0.0:443\nhttp_listen: 127.0.0.1:443\n")
+    with pytest.raises(ConfigError, match="http_listen: port 443 is listen's too"):
+        load_settings(tmp_path / "warren.yaml")

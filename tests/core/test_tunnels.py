@@ -8,7 +8,9 @@ from core.policy.load import parse_policy
 from core.policy.model import Target
 from core.tunnels import (
     Forward,
+    ForwardKey,
     SiteRoute,
+    SiteState,
     SiteTable,
     decode_sites,
     encode_sites,
@@ -65,11 +67,57 @@ def test_sites_json_round_trips() -> None:
         b'{"version": 1}',
         b'{"version": 1, "sites": {"a": {}}}',
         b'{"version": 1, "sites": {"a": {"address": "x", "online": true, "forwards": [{"protocol": "sctp", "host": "h", "target_port": 1, "port": 1}]}}}',
+        b'{"version": 1, "sites": {"a": {"address": "x", "online": true, "forwards": [], "secret_sha256": "AB"}}}',
+        b'{"version": 1, "sites": {"a": {"address": "x", "online": true, "forwards": [], "secret_sha256": 7}}}',
     ],
 )
 def test_a_file_that_is_not_sites_json_is_refused(garbage: bytes) -> None:
     with pytest.raises(ValueError, match=r"sites\.json|tcp or udp"):
         decode_sites(garbage)
+
+
+def test_sites_json_carries_the_hash_each_site_registered_under() -> None:
+    forwards = [Forward("tcp", "127.0.0.1", 3000, 3000)]
+    data = encode_sites({"home": SiteState("100.89.0.2", True, forwards, HASH)})
+    route = decode_sites(data).get("home")
+    assert route is not None
+    assert route.secret_sha256 == HASH
+    # A sidecar older than the field wrote none: the same version, read as "not known".
+    old = decode_sites(encode_sites({"home": ("100.89.0.2", True, forwards)})).get("home")
+    assert old is not None
+    assert old.secret_sha256 is None
+    assert b"secret_sha256" not in encode_sites({"home": ("100.89.0.2", True, forwards)})
+
+
+def test_the_gateways_own_policy_takes_a_site_out_before_the_sidecar_does() -> None:
+    policy = parse_policy(POLICY, Capabilities())
+    ports: dict[ForwardKey, int] = {("tcp", "127.0.0.1", 3000): 3000}
+    home = Target(site="home", host="127.0.0.1", port=3000)
+    reported = SiteTable(
+        {
+            "home": SiteRoute("100.89.0.2", True, ports, HASH),
+            "office": SiteRoute("100.89.0.3", True, {("tcp", "10.0.0.5", 3000): 3000}, "b" * 64),
+        }
+    )
+    assert reported.for_policy(policy.model).resolve(home) == ("100.89.0.2", 3000)
+    assert reported.unroutable(policy) == frozenset()
+    # The secret changed in the policy; the sidecar still says online under the old one.
+    changed = parse_policy(POLICY.replace(HASH, "c" * 64), Capabilities())
+    table = reported.for_policy(changed.model)
+    assert table.resolve(home) is None
+    assert table.routable_sites() == {"office"}
+    assert reported.unroutable(changed) == {target_key(home)}
+    # A site the policy no longer has is offline too, whatever sites.json says.
+    without = parse_policy(
+        f'version: 1\nsites:\n  office: {{secret_sha256: "{"b" * 64}"}}\n', Capabilities()
+    )
+    assert reported.for_policy(without.model).routable_sites() == {"office"}
+    # No hash (an older sidecar): its word stands, as before.
+    legacy = SiteTable({"home": SiteRoute("100.89.0.2", True, ports)})
+    assert legacy.for_policy(changed.model).resolve(home) == ("100.89.0.2", 3000)
+    # Offline stays offline.
+    down = SiteTable({"home": SiteRoute("100.89.0.2", False, ports, HASH)})
+    assert down.for_policy(policy.model).resolve(home) is None
 
 
 def test_targets_resolve_to_their_sites_tunnel_while_it_is_online() -> None:

@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from core.auth.keys import KeyRing
+from core.auth.signing import KeyRing
 from core.auth.tokens import TokenError, mint, verify
 
 ISSUER = "https://auth.example.com"

@@ -1,12 +1,17 @@
-"""Checks on `rate_limits` that span keys, each at the key to fix; and warnings, which do not
-stop a policy from loading but are printed by `warren check`."""
+"""Checks on a policy's `rate_limits` that span keys, each at the key to fix; and warnings, which
+do not stop a policy from loading but are printed by `warren check` and logged by the gateway.
+
+Here rather than in core.ratelimit: they walk policy.yaml's resources, and the policy imports
+rate limiting, never the other way."""
 
 from collections.abc import Iterator
 from pathlib import Path
 
-from core.policy.model import PolicyFile, RateLimit
+from core.policy.model import PolicyFile
 from core.problems import Loc, Problem, dotted
 from core.ratelimit.compiled import GLOBAL_SCOPE, fingerprint
+from core.ratelimit.spec import RateLimit
+from core.yamlfile import locate
 
 _RAW_PER = ("ip", "resource")
 
@@ -67,8 +72,6 @@ def rate_limit_warnings(model: PolicyFile, *, sign_in: bool) -> list[Problem]:
 
 def located_warnings(model: PolicyFile, source: Path | None, *, sign_in: bool) -> list[Problem]:
     """The warnings with the file and line they point at (the file is read again only if any)."""
-    from core.yamlfile import locate
-
     warnings = rate_limit_warnings(model, sign_in=sign_in)
     if not warnings or source is None:
         return warnings

@@ -25,12 +25,13 @@ class Requester(NamedTuple):
 
 
 @lru_cache(maxsize=16384)  # formatting an address costs more than the cache lookup
-def ip_subject(ip: IPAddress) -> str:
+def ip_subject(ip: IPAddress, ipv6_prefix: int = IPV6_PREFIX) -> str:
+    """An IPv4 address as it is; an IPv6 one as its network of `ipv6_prefix` bits."""
     if isinstance(ip, IPv6Address):
         if ip.ipv4_mapped is not None:
             return f"ip:{ip.ipv4_mapped}"
-        shift = 128 - IPV6_PREFIX
-        return f"ip:{IPv6Address(int(ip) >> shift << shift)}/{IPV6_PREFIX}"
+        shift = 128 - ipv6_prefix
+        return f"ip:{IPv6Address(int(ip) >> shift << shift)}/{ipv6_prefix}"
     return f"ip:{ip}"
 
 

@@ -10,13 +10,16 @@ import itertools
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from jwt.algorithms import OKPAlgorithm
+
+from core.files import replacing
 
 ALGORITHM = "EdDSA"
 _SUFFIX = ".pem"
@@ -31,6 +34,28 @@ class SigningKey:
     @property
     def public(self) -> Ed25519PublicKey:
         return self.private.public_key()
+
+
+class PublishedKeySource(Protocol):
+    """Other nodes' public keys (core.cluster.keys), trusted beside the ring's own."""
+
+    @property
+    def generation(self) -> int:
+        """Moves whenever a key stops being trusted."""
+        ...
+
+    def public_key(self, kid: str) -> Ed25519PublicKey | None: ...
+
+    def jwks_entries(self) -> list[dict[str, Any]]: ...
+
+    async def look_again(self) -> bool:
+        """Read the published keys again now, if allowed; True when it did."""
+        ...
+
+
+def jwk_of(kid: str, public: Ed25519PublicKey) -> dict[str, Any]:
+    jwk: dict[str, Any] = OKPAlgorithm.to_jwk(public, as_dict=True)
+    return {**jwk, "kid": kid, "alg": ALGORITHM, "use": "sig"}
 
 
 def _new_kid(now: float) -> str:
@@ -48,6 +73,11 @@ class KeyRing:
         self._keys: dict[str, SigningKey] = {}
         self._signature: tuple[int, int] | None = None
         self._checked = 0.0
+        self.published: PublishedKeySource | None = None  # with shared storage: the other nodes'
+
+    @property
+    def generation(self) -> int:
+        return 0 if self.published is None else self.published.generation
 
     def ensure(self) -> None:
         """Make the first key if there is none: a fresh node can sign at once."""
@@ -55,29 +85,37 @@ class KeyRing:
         if not self._keys:
             self.add()
 
-    def add(self, now: float | None = None) -> SigningKey:
+    def add(
+        self, now: float | None = None, before_use: Callable[[SigningKey], None] | None = None
+    ) -> SigningKey:
+        """`before_use` sees the key before any process can sign with it (other nodes must know
+        its public half first: core.cluster.keys)."""
         now = time.time() if now is None else now
         key = SigningKey(_new_kid(now), now, Ed25519PrivateKey.generate())
+        if before_use is not None:
+            before_use(key)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         pem = key.private.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        temporary = self.directory / f".{key.kid}.tmp"
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(pem)
-        os.utime(temporary, (now, now))
-        temporary.rename(self.directory / f"{key.kid}{_SUFFIX}")
+        with replacing(self.directory / f"{key.kid}{_SUFFIX}", exclusive=True) as temporary:
+            temporary.write_bytes(pem)
+            os.utime(temporary, (now, now))  # the file's time is the key's age
         self.refresh(force=True)
         return key
 
-    def rotate(self, keep_for: float, now: float | None = None) -> tuple[SigningKey, list[str]]:
+    def rotate(
+        self,
+        keep_for: float,
+        now: float | None = None,
+        before_use: Callable[[SigningKey], None] | None = None,
+    ) -> tuple[SigningKey, list[str]]:
         """A new signing key; keys retired longer than `keep_for` seconds ago are deleted."""
         now = time.time() if now is None else now
         self.refresh(force=True)
-        new = self.add(now)
+        new = self.add(now, before_use)
         ordered = sorted(self._keys.values(), key=_age_order)
         pruned = []
         for older, successor in itertools.pairwise(ordered):
@@ -112,6 +150,10 @@ class KeyRing:
 
     def public_key(self, kid: str) -> Ed25519PublicKey | None:
         key = self._keys.get(kid)
+        if key is None and self.published is not None:
+            published = self.published.public_key(kid)
+            if published is not None:
+                return published
         if key is None:
             # A key added since we last looked (rotation by another process). Costs a stat; the
             # directory is only read again if it changed.
@@ -124,12 +166,16 @@ class KeyRing:
         self.refresh()
         return [key.kid for key in sorted(self._keys.values(), key=_age_order)]
 
-    def jwks(self) -> dict[str, Any]:
+    def own_jwks(self) -> dict[str, Any]:
+        """This node's public keys, newest first: what it publishes."""
         self.refresh()
-        keys = []
-        for kid in reversed(self.kids()):
-            jwk: dict[str, Any] = OKPAlgorithm.to_jwk(self._keys[kid].public, as_dict=True)
-            keys.append({**jwk, "kid": kid, "alg": ALGORITHM, "use": "sig"})
+        return {"keys": [jwk_of(kid, self._keys[kid].public) for kid in reversed(self.kids())]}
+
+    def jwks(self) -> dict[str, Any]:
+        """Every key a token may verify with: this node's, then the other nodes' published."""
+        keys = self.own_jwks()["keys"]
+        if self.published is not None:
+            keys += [e for e in self.published.jwks_entries() if e["kid"] not in self._keys]
         return {"keys": keys}
 
 

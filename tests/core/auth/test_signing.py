@@ -3,7 +3,7 @@ from pathlib import Path
 
 import jwt
 
-from core.auth.keys import KeyRing
+from core.auth.signing import KeyRing
 from core.auth.tokens import mint, verify
 
 ISSUER = "https://auth.example.com"

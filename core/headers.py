@@ -1,0 +1,133 @@
+"""Header fields as a proxy must read them, so one request cannot mean two things.
+
+- A field value may not hold CR, LF, NUL or other controls but HTAB (RFC 9110 §5.5): a
+  backend that splits on a bare CR would read a second header Warren never saw. Obs-fold
+  continuation lines (RFC 9112 §5.2) reach Warren as a value with CRLF inside and are refused
+  the same way.
+- A header name that only Warren may set is compared the way CGI-style backends (WSGI, PHP-FPM,
+  Rack) read names: case-insensitive, `_` equal to `-`, since they map both to `HTTP_X_Y`.
+- Hop-by-hop fields and the ones a client nominates in `Connection` end at Warren
+  (RFC 9110 §7.6.1); only a WebSocket upgrade goes on (RFC 6455 §4.1), never h2c (RFC 9113 §3.1).
+"""
+
+import re
+from collections.abc import Iterable
+
+type Field = tuple[bytes, bytes]
+
+# RFC 9110 §5.5: field-content is VCHAR, obs-text, SP and HTAB; CR, LF and NUL never.
+_INVALID_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# RFC 9110 §5.1 / §9.1: names and methods are tokens.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+# RFC 9110 §7.6.1, plus Proxy-Connection (never standard, still honoured by some hops) and
+# HTTP2-Settings (RFC 9113 §3.1 removed the h2c upgrade it belongs to).
+HOP_BY_HOP = frozenset({
+    b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade",
+    b"proxy-authorization", b"proxy-authenticate", b"http2-settings",
+})  # fmt: skip
+_FRAMING = frozenset({b"content-length", b"transfer-encoding"})
+# Nominating these in Connection would change how the message is framed or routed after Warren
+# decided on it; such a request is refused rather than re-framed.
+_NOT_NOMINABLE = _FRAMING | {b"host"}
+
+
+def cgi_name(name: bytes) -> bytes:
+    """The name as a CGI-style backend reads it: `Remote_User` and `remote-user` are one."""
+    return name.lower().replace(b"_", b"-")
+
+
+def is_token(value: bytes) -> bool:
+    return _TOKEN.fullmatch(value) is not None
+
+
+def field_problem(fields: Iterable[Field]) -> str | None:
+    """Why these header fields cannot be forwarded as they are, or None."""
+    for name, value in fields:
+        if not is_token(name):
+            return f"the header name {name[:40]!r} is not a token"
+        if b"_" in name and cgi_name(name) in _FRAMING:
+            # Transfer_Encoding frames the body for a server that reads names the CGI way, and
+            # not for Warren: one request could be read as two.
+            return f"{name.decode()} reads as a framing header to some servers"
+        if _INVALID_VALUE.search(value) is not None:
+            return f"the {name[:40].decode('latin-1')} header holds a control character"
+    return None
+
+
+def tokens(value: bytes) -> list[bytes]:
+    """A comma-separated list's elements, lower-cased, without empty ones (RFC 9110 §5.6.1)."""
+    return [part for part in (p.strip().lower() for p in value.split(b",")) if part]
+
+
+def nominated(fields: Iterable[Field]) -> frozenset[bytes]:
+    """The names every `Connection` field lists, as CGI names."""
+    found: set[bytes] = set()
+    for name, value in fields:
+        if name.lower() == b"connection":
+            found.update(cgi_name(token) for token in tokens(value))
+    return frozenset(found)
+
+
+def connection_options(nominations: frozenset[bytes]) -> bytes | None:
+    """The `Connection` value to go on with: the client's `close` (or `keep-alive`), nothing
+    it nominated. mitmproxy reads it from the forwarded request when it decides whether to keep
+    the client's connection open."""
+    if b"close" in nominations:
+        return b"close"
+    return b"keep-alive" if b"keep-alive" in nominations else None
+
+
+def connection_problem(fields: Iterable[Field]) -> str | None:
+    bad = nominated(fields) & _NOT_NOMINABLE
+    if bad:
+        return f"Connection nominates {b', '.join(sorted(bad)).decode()}"
+    return None
+
+
+def is_websocket_upgrade(method: str, fields: Iterable[Field]) -> bool:
+    """An RFC 6455 §4.1 opening handshake: GET, `Upgrade: websocket` and nothing else,
+    `Connection: upgrade`, a key and version 13."""
+    if method != "GET":
+        return False
+    upgrade: list[bytes] = []
+    connection: list[bytes] = []
+    key = version = False
+    for name, value in fields:
+        lowered = name.lower()
+        if lowered == b"upgrade":
+            upgrade += tokens(value)
+        elif lowered == b"connection":
+            connection += tokens(value)
+        elif lowered == b"sec-websocket-key":
+            key = bool(value.strip())
+        elif lowered == b"sec-websocket-version":
+            version = value.strip() == b"13"
+    return upgrade == [b"websocket"] and b"upgrade" in connection and key and version
+
+
+class HeaderNames:
+    """Names (and `prefix*` patterns) compared as CGI names; what `strip_headers` lists."""
+
+    __slots__ = ("_exact", "_prefixes")
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        exact: set[bytes] = set()
+        prefixes: list[bytes] = []
+        for pattern in patterns:
+            name = cgi_name(pattern.encode("ascii"))
+            if name.endswith(b"*"):
+                prefixes.append(name[:-1])
+            else:
+                exact.add(name)
+        self._exact = frozenset(exact)
+        self._prefixes = tuple(prefixes)
+
+    def __contains__(self, cgi: bytes) -> bool:
+        return cgi in self._exact or (bool(self._prefixes) and cgi.startswith(self._prefixes))
+
+
+def valid_pattern(pattern: str) -> bool:
+    """A header name, or a name prefix followed by one `*`."""
+    name = pattern.removesuffix("*")
+    return bool(name) and "*" not in name and is_token(name.encode("ascii", "replace"))

@@ -1,0 +1,94 @@
+import pytest
+
+from core.headers import (
+    HeaderNames,
+    cgi_name,
+    connection_problem,
+    field_problem,
+    is_websocket_upgrade,
+    nominated,
+    valid_pattern,
+)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"a\rRemote-User: admin", b"a\nb", b"a\x00b", b"a\r\n b", b"\x1b[31m", b"a\x7f"],
+)
+def test_values_with_control_characters_are_refused(value: bytes) -> None:
+    assert field_problem([(b"X-A", value)]) is not None
+
+
+@pytest.mark.parametrize("value", [b"plain", b"tab\tinside", b"caf\xc3\xa9", b""])
+def test_ordinary_values_pass(value: bytes) -> None:
+    assert field_problem([(b"X-A", value)]) is None
+
+
+@pytest.mark.parametrize("name", [b"Remote-User ", b"X A", b"X:A", b"", b"X\rA"])
+def test_names_that_are_not_tokens_are_refused(name: bytes) -> None:
+    assert field_problem([(name, b"v")]) is not None
+
+
+@pytest.mark.parametrize("name", [b"Transfer_Encoding", b"content_length", b"CONTENT_LENGTH"])
+def test_framing_names_spelt_with_underscores_are_refused(name: bytes) -> None:
+    assert field_problem([(name, b"chunked")]) is not None
+
+
+def test_cgi_names_equal_underscore_and_dash() -> None:
+    assert cgi_name(b"Remote_User") == cgi_name(b"REMOTE-user") == b"remote-user"
+
+
+def test_connection_nominations_are_read_as_cgi_names() -> None:
+    fields = [(b"Connection", b"keep-alive, X_Real_IP"), (b"connection", b" Remote-User ,")]
+    assert nominated(fields) == {b"keep-alive", b"x-real-ip", b"remote-user"}
+
+
+@pytest.mark.parametrize("name", [b"Content-Length", b"transfer-encoding", b"Host", b"HOST"])
+def test_nominating_framing_or_host_is_refused(name: bytes) -> None:
+    assert connection_problem([(b"Connection", b"close, " + name)]) is not None
+
+
+def test_nominating_other_headers_is_fine() -> None:
+    assert connection_problem([(b"Connection", b"keep-alive, X-Forwarded-For")]) is None
+
+
+WEBSOCKET = [
+    (b"Upgrade", b"websocket"),
+    (b"Connection", b"keep-alive, Upgrade"),
+    (b"Sec-WebSocket-Key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+    (b"Sec-WebSocket-Version", b"13"),
+]
+
+
+def test_a_websocket_handshake_is_recognised() -> None:
+    assert is_websocket_upgrade("GET", WEBSOCKET)
+
+
+@pytest.mark.parametrize("upgrade", [b"h2c", b"H2C", b"foo, h2c", b"websocket, h2c", b"WebSocket2"])
+def test_any_other_upgrade_is_not(upgrade: bytes) -> None:
+    fields = [(b"Upgrade", upgrade), *WEBSOCKET[1:]]
+    assert not is_websocket_upgrade("GET", fields)
+
+
+def test_websocket_needs_get_connection_upgrade_a_key_and_version_13() -> None:
+    assert not is_websocket_upgrade("POST", WEBSOCKET)
+    assert not is_websocket_upgrade("GET", [f for f in WEBSOCKET if f[0] != b"Connection"])
+    assert not is_websocket_upgrade("GET", [*WEBSOCKET[:2], (b"Sec-WebSocket-Version", b"13")])
+    assert not is_websocket_upgrade("GET", [*WEBSOCKET[:3], (b"Sec-WebSocket-Version", b"8")])
+
+
+def test_header_names_match_exact_names_and_prefixes_as_cgi_names() -> None:
+    names = HeaderNames(["X-Webauth-User", "X-Authentik-*"])
+    assert cgi_name(b"X_WEBAUTH_USER") in names
+    assert cgi_name(b"x-authentik-username") in names
+    assert cgi_name(b"X_Authentik_Groups") in names
+    assert cgi_name(b"X-Webauth-Other") not in names
+    assert cgi_name(b"X-Authentik") not in names
+
+
+@pytest.mark.parametrize(
+    ("pattern", "valid"),
+    [("X-A", True), ("X-A-*", True), ("*", False), ("X*A", False), ("X A", False), ("X-**", False)],
+)
+def test_strip_patterns(pattern: str, valid: bool) -> None:
+    assert valid_pattern(pattern) is valid
