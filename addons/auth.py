@@ -6,10 +6,8 @@ sign in), an API client gets 401. A signed-in person the resource does not list 
 
 from mitmproxy import http
 
-from addons.exchange import Exchange, exchange_of
-from addons.failclosed import fail_closed
+from addons.exchange import Exchange
 from addons.respond import redirect, refuse
-from addons.runtime import Runtime
 from addons.signin import browser, original_url
 from core.auth.identity import Identity, allowed
 from core.policy.model import ResourceAuth
@@ -25,17 +23,9 @@ def permitted(identity: Identity, auth: ResourceAuth | None) -> bool:
 
 
 class Auth:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-
-    @fail_closed
-    def requestheaders(self, flow: http.HTTPFlow) -> None:
-        exchange = exchange_of(flow)
-        if exchange is None or exchange.verdict is None or flow.response is not None:
+    def requestheaders(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
+        if exchange.verdict.outcome is not Outcome.SIGN_IN or exchange.resource.public:
             return
-        if exchange.verdict.outcome is not Outcome.SIGN_IN or exchange.resource_is_public:
-            return
-        assert exchange.resource is not None
         identity = exchange.identity
         if identity is None:
             self._challenge(flow, exchange)
@@ -49,9 +39,8 @@ class Auth:
             )
 
     def _challenge(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
-        assert exchange.resource is not None
-        signin = self.runtime.signin
-        if browser(flow) and signin is not None:
+        signin = exchange.runtime.signin
+        if browser(flow):
             target = signin.sign_in_url(original_url(flow, exchange.client))
             if target is not None:
                 redirect(flow, target)
@@ -65,8 +54,7 @@ class Auth:
         refuse(
             flow,
             401,
-            detail="Sign in first"
-            + (f" at {signin.portal_url}." if signin and signin.portal_url else "."),
+            detail="Sign in first" + (f" at {signin.portal_url}." if signin.portal_url else "."),
             reason="sign-in required",
             headers={"www-authenticate": challenge},
         )

@@ -1,14 +1,13 @@
-"""warren_config: loads warren.yaml and policy.yaml, and reloads the policy on request.
+"""warren_config: builds the gateway's Runtime from warren.yaml (addons.runtime), sets the
+mitmproxy options a Warren gateway needs, and keeps the policy current.
 
 A reload is asked for by a change to the file, by SIGHUP, or by `warren reload` over the control
 socket. A file that does not validate is refused and the last good policy keeps running.
 """
 
 import asyncio
-import contextlib
 import logging
-import signal
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,13 +16,10 @@ from mitmproxy.addonmanager import Loader
 from mitmproxy.proxy import mode_specs
 
 from addons.options import gateway_options
-from addons.runtime import Runtime
-from core import control
-from core.policy.check import node_capabilities
+from addons.runtime import Runtime, RuntimeSlot, build_runtime
 from core.problems import ConfigError
-from core.settings import load_settings
-from core.store import PolicyStore
-from core.watch import watch_file
+from core.reloading import Reloading
+from core.sites import OfflineListener
 
 log = logging.getLogger("warren.config")
 
@@ -37,10 +33,18 @@ async def _serve_modes(modes: list[str]) -> None:
 
 
 class Config:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(
+        self,
+        slot: RuntimeSlot,
+        on_site_offline: OfflineListener,
+        status: Iterable[Callable[[], dict[str, Any]]] = (),
+    ) -> None:
+        self.slot = slot
+        self.status_parts = tuple(status)  # what other parts add to `warren status`
+        self.on_site_offline = on_site_offline
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._control: asyncio.Server | None = None
+        self._reloading: Reloading | None = None
+        self._started: Runtime | None = None
 
     def load(self, loader: Loader) -> None:
         loader.add_option(
@@ -51,14 +55,29 @@ class Config:
         if "warren_config" not in updated or not ctx.options.warren_config:
             return
         try:
-            settings = load_settings(Path(ctx.options.warren_config))
-            store = PolicyStore(settings.policy_file, node_capabilities(settings))
+            runtime = build_runtime(
+                Path(ctx.options.warren_config), on_site_offline=self.on_site_offline
+            )
         except ConfigError as error:
             raise exceptions.OptionsError(f"Warren cannot start:\n{error}") from None
-        self.runtime.settings, self.runtime.store = settings, store
+        self._apply_options(runtime)
+        replaced = self.slot.swap(runtime)
+        if replaced is not None and self._started is replaced:
+            # warren_config changed while running: the new services start, the old ones end.
+            self._spawn(self._restart(replaced, runtime))
+        policy = runtime.policy
+        log.info(
+            "Warren: policy %s from %s (%d resources, %d rules)",
+            policy.digest,
+            runtime.settings.policy_file,
+            len(policy.resources),
+            policy.rule_count,
+        )
+
+    def _apply_options(self, runtime: Runtime) -> None:
         wanted = {
             name: value
-            for name, value in gateway_options(settings, list(ctx.options.mode)).items()
+            for name, value in gateway_options(runtime.settings, list(ctx.options.mode)).items()
             if name in ctx.options  # a master without a proxy server (tests) lacks some
         }
         ctx.options.update(**wanted)
@@ -66,63 +85,60 @@ class Config:
             # mitmdump loads scripts after it has started its listeners with the default mode;
             # move them to Warren's at once rather than at the next mode change.
             self._spawn(_serve_modes(wanted["mode"]))
-        log.info(
-            "Warren: policy %s from %s (%d resources, %d rules)",
-            store.current.digest,
-            settings.policy_file,
-            len(store.current.resources),
-            store.current.rule_count,
-        )
 
     async def running(self) -> None:
-        settings, store = self.runtime.settings, self.runtime.store
-        if settings is None or store is None:
+        runtime = self.slot.runtime
+        if runtime is None:
             log.error("warren_config is not set: every request will be answered with 503")
             return
-        interval = settings.reload_poll.total_seconds()
-        self._spawn(
-            watch_file(settings.policy_file, interval, lambda: store.reload_async(force=False))
-        )
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._sighup)
-        self._control = await control.serve(
-            settings.control_path, {"reload": self._reload, "status": self._status}
-        )
+        await self._start(runtime)
 
-    def done(self) -> None:
+    async def done(self) -> None:
         for task in self._tasks:
             task.cancel()
-        if self._control is not None:
-            self._control.close()
-            settings = self.runtime.settings
-            if settings is not None:
-                settings.control_path.unlink(missing_ok=True)
+        self._stop_reloading()
+        if self._started is not None:
+            await self._started.close()
+
+    async def _start(self, runtime: Runtime) -> None:
+        """The runtime's own watches, and the one reload wiring every Warren process has
+        (core.reloading: the file, SIGHUP, `warren reload`)."""
+        self._started = runtime
+        await runtime.start()
+        self._stop_reloading()
+        self._reloading = await Reloading.start(
+            files=[runtime.settings.policy_file, *runtime.certificates.watched],
+            interval=runtime.settings.reload_poll.total_seconds(),
+            reload=runtime.reload,
+            control_path=runtime.settings.control_path,
+            commands={"status": self._status},
+        )
+
+    async def _restart(self, old: Runtime, new: Runtime) -> None:
+        await old.close()
+        await self._start(new)
+
+    def _stop_reloading(self) -> None:
+        if self._reloading is not None:
+            self._reloading.close()
+            self._reloading = None
 
     def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _sighup(self) -> None:
-        if self.runtime.store is not None:
-            self._spawn(self.runtime.store.reload_async())
-
-    async def _reload(self) -> dict[str, Any]:
-        assert self.runtime.store is not None
-        return (await self.runtime.store.reload_async()).as_dict()
-
     async def _status(self) -> dict[str, Any]:
-        store = self.runtime.store
-        assert store is not None
-        policy = store.current
+        runtime = self.slot.runtime
+        if runtime is None:
+            return {"ok": False, "error": "warren_config is not set"}
+        geoip = {"geoip": runtime.geo.status()} if runtime.geo is not None else {}
+        certificates = runtime.certificates.status()
+        parts = {key: value for part in self.status_parts for key, value in part().items()}
         return {
             "ok": True,
-            "policy": str(store.path),
-            "digest": policy.digest,
-            "resources": len(policy.resources),
-            "rules": policy.rule_count,
-            "reloads": store.reloads,
-            "failed_reloads": store.failed_reloads,
-            "last_error": store.last_error,
-            **({"geoip": self.runtime.geo.status()} if self.runtime.geo is not None else {}),
+            **runtime.store.status(),
+            **geoip,
+            "certificates": certificates,
+            **parts,
         }

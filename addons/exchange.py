@@ -1,9 +1,14 @@
-"""What Warren knows about one request, carried on the flow from hook to hook."""
+"""What Warren knows about one request, filled in by the pipeline's steps in their order.
+
+A step reads what earlier steps decided. What a step reads before the step that decides it has
+run is an error (so a misordered pipeline answers 500), never a silent None.
+"""
 
 from dataclasses import dataclass
 
 from mitmproxy import http
 
+from addons.runtime import Runtime
 from core.auth.identity import Identity
 from core.clientip import ClientAddress
 from core.policy.compiled import CompiledResource, Policy
@@ -13,22 +18,58 @@ from core.policy.rules import Verdict
 _KEY = "warren"
 
 
+class NotYetDecided(RuntimeError):
+    """A step read what a later step decides: the pipeline's order is wrong."""
+
+
 @dataclass(slots=True)
 class Exchange:
-    policy: Policy  # the version that decides this request, even if a reload lands meanwhile
-    client: ClientAddress
-    resource: CompiledResource | None = None
-    path: str = ""  # canonical; what the backend receives
-    match_path: str = ""
-    verdict: Verdict | None = None
-    target: Target | None = None
-    routed: bool = False
+    runtime: Runtime  # the services deciding this request, even if they are swapped meanwhile
+    policy: Policy  # likewise the policy version, even if a reload lands meanwhile
+    _client: ClientAddress | None = None  # addons.clientip
+    _resource: CompiledResource | None = None  # addons.routing
+    path: str = ""  # canonical; what the backend receives (addons.routing)
+    match_path: str = ""  # what rules match: `path` without ;parameters
+    _verdict: Verdict | None = None  # addons.rules
     identity: Identity | None = None  # proved by a session, share link, password or basic auth
     user: str | None = None  # identity.subject for people and share links; per-user rate limits
+    target: Target | None = None  # addons.upstream: where the request goes
+    routed: bool = False  # counted in by the balancer, not yet counted out
+    relayed_by: str | None = None  # addons.relay: the node that decided it; nothing to decide
 
     @property
-    def resource_is_public(self) -> bool:
-        return self.resource is not None and self.resource.public
+    def client(self) -> ClientAddress:
+        return _decided(self._client, "the client address")
+
+    @client.setter
+    def client(self, client: ClientAddress) -> None:
+        self._client = client
+
+    @property
+    def resource(self) -> CompiledResource:
+        return _decided(self._resource, "the resource")
+
+    @resource.setter
+    def resource(self, resource: CompiledResource) -> None:
+        self._resource = resource
+
+    @property
+    def verdict(self) -> Verdict:
+        return _decided(self._verdict, "the rules' verdict")
+
+    @verdict.setter
+    def verdict(self, verdict: Verdict) -> None:
+        self._verdict = verdict
+
+    @property
+    def routed_to(self) -> Target:
+        return _decided(self.target, "the target")
+
+
+def _decided[T](value: T | None, what: str) -> T:
+    if value is None:
+        raise NotYetDecided(f"{what} is read before the step that decides it")
+    return value
 
 
 def attach(flow: http.HTTPFlow, exchange: Exchange) -> Exchange:

@@ -15,14 +15,18 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from mitmproxy import http
+from mitmproxy import connection, http
+from mitmproxy.proxy import server_hooks
 
 from addons.respond import refuse
+from core import storagefailure
+from core.storagefailure import is_storage_failure
 
 log = logging.getLogger("warren.gateway")
 
 FAILPOINTS: set[str] = set(filter(None, os.environ.get("WARREN_FAILPOINTS", "").split(",")))
 HOOKS: list[str] = []  # every wrapped hook, as "module.hook"; the fault tests walk this list
+CONNECTION_HOOKS: list[str] = []  # the same for connection hooks (fail_closed_connection)
 
 
 class InjectedFault(RuntimeError):
@@ -33,6 +37,7 @@ class InjectedFault(RuntimeError):
 # body is in; mitmproxy then puts that body into the answer, so `response` answers 500 again.
 FAILED = "warren_failed"
 _ANSWERED_AGAIN = "warren_failed_answered"
+_STORAGE_DOWN = "warren_failed_storage"  # the failure was the storage's: answered 503
 
 
 def guard[S](
@@ -74,17 +79,39 @@ def guard[S](
     return guarded
 
 
+def answer_failure(flow: http.HTTPFlow, name: str, error: Exception) -> None:
+    """What a failed step answers: 500, or Warren's 503 page when the storage is down."""
+    if flow.websocket is not None and flow.response is not None:
+        log.error("%s failed: %r; closing the connection", name, error, exc_info=error)
+        flow.kill()  # the handshake is done; there is no response left to replace
+        return
+    if is_storage_failure(error):
+        # Not a bug: the request needs the shared storage, which is down. Warren's 503 page and
+        # one line per request (the sign-in state logs the outage itself), no traceback.
+        flow.metadata[_STORAGE_DOWN] = True
+        _storage_down(flow, f"{name}: storage unavailable ({storagefailure.reason(error)})")
+    else:
+        log.error("%s failed: %r; answering 500", name, error, exc_info=error)
+        refuse(flow, 500, reason=f"internal error in {name}")
+    flow.metadata[FAILED] = name
+
+
+def _storage_down(flow: http.HTTPFlow, reason: str) -> None:
+    refuse(
+        flow,
+        503,
+        detail=storagefailure.DETAIL,
+        reason=reason,
+        headers={"retry-after": str(storagefailure.RETRY_AFTER_SECONDS)},
+    )
+
+
 def fail_closed(hook: Callable[[Any, http.HTTPFlow], Any]) -> Any:
     """For flow hooks: an exception answers 500 (and later hooks of the flow stand down)."""
     name = f"{hook.__module__.rpartition('.')[2]}.{hook.__name__}"
 
     def fail(flow: http.HTTPFlow, error: Exception) -> None:
-        log.error("%s failed: %r; answering 500", name, error, exc_info=error)
-        if flow.websocket is not None and flow.response is not None:
-            flow.kill()  # the handshake is done; there is no response left to replace
-            return
-        refuse(flow, 500, reason=f"internal error in {name}")
-        flow.metadata[FAILED] = name
+        answer_failure(flow, name, error)
 
     def failed_before(flow: http.HTTPFlow) -> bool:
         failed = flow.metadata.get(FAILED)
@@ -94,7 +121,33 @@ def fail_closed(hook: Callable[[Any, http.HTTPFlow], Any]) -> Any:
             return True
         if not flow.metadata.get(_ANSWERED_AGAIN) and flow.websocket is None:
             flow.metadata[_ANSWERED_AGAIN] = True
-            refuse(flow, 500, reason=f"internal error in {failed}")
+            if flow.metadata.get(_STORAGE_DOWN):
+                _storage_down(flow, f"{failed}: storage unavailable")
+            else:
+                refuse(flow, 500, reason=f"internal error in {failed}")
         return False  # response hooks still run: they count the request out
 
     return guard(hook, name, fail, HOOKS, skip=failed_before)
+
+
+def fail_closed_connection(kill: Callable[[Any, str], None]) -> Callable[[Any], Any]:
+    """For connection hooks: an exception, injected or real, closes the connection (`kill`)."""
+
+    def wrap(hook: Callable[[Any, Any], Any]) -> Any:
+        name = f"{hook.__module__.rpartition('.')[2]}.{hook.__name__}"
+
+        def fail(data: Any, error: Exception) -> None:
+            log.error("%s failed: %r; closing the connection", name, error, exc_info=error)
+            kill(data, f"internal error in {name}")
+
+        return guard(hook, name, fail, CONNECTION_HOOKS)
+
+    return wrap
+
+
+def kill_client(client: connection.Client, reason: str) -> None:
+    client.error = reason
+
+
+def kill_server(data: server_hooks.ServerConnectionHookData, reason: str) -> None:
+    data.server.error = reason

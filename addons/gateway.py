@@ -17,8 +17,9 @@ from pathlib import Path
 from mitmproxy import master, options
 from mitmproxy.addons import disable_h2c, errorcheck, next_layer, proxyserver, tlsconfig
 
-from addons.options import reverse_mode
+from addons.options import listen_modes
 from addons.pack import warren_addons
+from core.notify import notify_ready
 from core.settings import load_settings
 
 
@@ -46,6 +47,13 @@ class GatewayMaster(master.Master):
             _StartupErrorCheck(),
             *warren_addons(),
         )
+
+    async def running(self) -> None:
+        await super().running()
+        if (check := self.addons.get("errorcheck")) is not None:
+            await check.shutdown_if_errored()  # a start that logged errors exits, never "ready"
+        addresses = self.addons.get("proxyserver").listen_addrs()
+        notify_ready("listening on " + ", ".join(f"{host}:{port}" for host, port, *_ in addresses))
 
 
 class _Format(logging.Formatter):
@@ -79,7 +87,7 @@ async def _serve(config: Path, verbose: bool) -> int:
     mitm_dir = settings.state_dir / "mitmproxy"
     mitm_dir.mkdir(parents=True, exist_ok=True)
     opts.update(
-        mode=[reverse_mode(settings)],  # before the listeners start: no default proxy, ever
+        mode=listen_modes(settings),  # before the listeners start: no default proxy, ever
         confdir=str(mitm_dir),
         warren_config=str(config),
     )

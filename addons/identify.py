@@ -2,7 +2,9 @@
 
 Runs after the rules and before rate limiting, so `exchange.user` is known to per-user limits;
 `addons.auth` then decides. A session's signature is checked once and remembered
-(`core.auth.verifier`); whether it was revoked is asked of the shared state on every request.
+(`core.auth.verifier`); whether it was revoked is asked of the shared state on every request,
+and the person's groups, e-mail and whether they may still sign in come from users.yaml as it is
+now (`core.auth.users.current_identity`), not from the token.
 """
 
 import asyncio
@@ -15,15 +17,13 @@ from urllib.parse import parse_qsl, urlencode
 
 from mitmproxy import http
 
-from addons.exchange import Exchange, exchange_of
-from addons.failclosed import fail_closed
+from addons.exchange import Exchange
 from addons.respond import redirect, refuse
-from addons.runtime import Runtime
 from addons.signin import SignIn, browser, is_https, request_host
 from core.auth import cookies, sessions
 from core.auth.identity import Identity
 from core.auth.tokens import TokenError, fingerprint
-from core.auth.users import authenticate
+from core.auth.users import authenticate, current_identity
 from core.paths import split_target
 from core.policy.compiled import CompiledResource
 from core.policy.rules import Outcome
@@ -34,40 +34,11 @@ BASIC_CACHE_SECONDS = 300.0
 
 
 class Identify:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self) -> None:
         self._basic: dict[str, tuple[float, Identity]] = {}
 
-    def configure(self, updated: set[str]) -> None:
-        if "warren_config" not in updated or self.runtime.settings is None:
-            return
-        signin = SignIn.from_settings(self.runtime.settings)
-        self.runtime.signin = signin
-        policy = self.runtime.policy
-        if (
-            signin.portal_host
-            and policy is not None
-            and not policy.resource_for(signin.portal_host)
-        ):
-            log.warning(
-                "public_url is %s, but no resource in the policy serves %s: browsers sent to "
-                "sign in will get 404 (add the portal as a resource, see the README's Sign-in)",
-                signin.portal_url,
-                signin.portal_host,
-            )
-
-    async def done(self) -> None:
-        if self.runtime.signin is not None:
-            await self.runtime.signin.kv.close()
-
-    @fail_closed
-    async def requestheaders(self, flow: http.HTTPFlow) -> None:
-        exchange = exchange_of(flow)
-        signin = self.runtime.signin
-        if exchange is None or exchange.verdict is None or flow.response is not None:
-            return
-        if signin is None or exchange.resource is None:
-            return
+    async def requestheaders(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
+        signin = exchange.runtime.signin
         identity = None
         cookie_header = flow.request.headers.get("cookie")
         if cookie_header is not None and "warren_" in cookie_header:
@@ -101,7 +72,7 @@ class Identify:
         cached = self._basic.get(digest)
         if cached is not None and cached[0] > now:
             return cached[1]
-        address = str(exchange.client.ip)
+        address = exchange.client.ip
         lockout = await signin.regulation.locked(address, name)
         if lockout is not None:
             refuse(
@@ -137,17 +108,20 @@ class Identify:
 async def _from_cookies(
     signin: SignIn, flow: http.HTTPFlow, exchange: Exchange, header: str
 ) -> Identity | None:
-    assert exchange.resource is not None
     secure = is_https(flow, exchange.client)
     host = request_host(flow)
     token = cookies.read_cookie(header, signin.session_cookie(host, secure))
     if token is not None:
         try:
-            identity = signin.verifier.check(token, "session", host).identity
+            signed = (await signin.verifier.check_known(token, "session", host)).identity
         except TokenError as error:
             log.debug("session cookie refused on %s: %s", host, error)
         else:
-            if not await sessions.revoked(
+            # Who the person is now decides, not the groups frozen into the token.
+            identity = current_identity(signin.users.current(), signed)
+            if identity is None:
+                log.debug("session of %s refused: deleted or disabled", signed.subject)
+            elif not await sessions.revoked(
                 signin.kv, identity.session_id, identity.user, identity.issued_at
             ):
                 return identity
@@ -199,7 +173,6 @@ async def _share_identity(
 async def _from_share_link(
     signin: SignIn, flow: http.HTTPFlow, exchange: Exchange
 ) -> Identity | None:
-    assert exchange.resource is not None
     path, query = split_target(flow.request.path)
     pairs = parse_qsl(query.removeprefix("?"), keep_blank_values=True)
     token = next((value for key, value in pairs if key == cookies.SHARE_PARAMETER), None)

@@ -1,10 +1,12 @@
-"""The Warren addon pack: each feature is its own addon class; mitmproxy sees one addon.
+"""The Warren addon pack: what mitmproxy sees as one addon.
 
-mitmproxy hands every event to every addon in its chain, at a few microseconds each, whether
-the addon handles the event or not: with nine Warren addons that fan-out cost more per request
-than Warren's own decisions. `Warren` holds the features in request order and calls, for each
-event, only the features that handle it. Each feature class still works alone as a mitmproxy
-addon (the unit tests load them that way).
+The request path is `request_steps`, in order: each step reads what the ones before it decided,
+and the first that answers ends the path (addons.pipeline). The other parts are addons of their
+own, for what happens beside requests: building the runtime, the HTTP layers, raw TCP/UDP
+resources, deadlines on connections to targets.
+
+mitmproxy hands every event to every addon in its chain, at a few microseconds each, whether the
+addon handles the event or not; `Warren` calls, for each event, only the parts that handle it.
 """
 
 import inspect
@@ -13,63 +15,92 @@ from typing import Any
 
 from mitmproxy import http
 
+from addons.acmeloop import AcmeLoop
 from addons.auth import Auth
+from addons.certificates import Certificates
 from addons.clientip import ClientIp
+from addons.cluster import Cluster
 from addons.config import Config
-from addons.errorpages import ErrorPages
-from addons.failclosed import fail_closed
-from addons.gate import Gate
-from addons.geo import Geo
-from addons.health import Health
+from addons.deadlines import Deadlines
 from addons.identify import Identify
-from addons.ratelimit import RateLimit
+from addons.layers import Layers
+from addons.pipeline import Pipeline
+from addons.plainhttp import PlainHttp
+from addons.probes import Probes
+from addons.ratelimit import RateLimits
 from addons.raw import RawResources
+from addons.relay import Relayed, RelayTls
 from addons.reserved import Reserved
 from addons.routing import Routing
 from addons.rules import Rules
-from addons.runtime import Runtime
-from addons.siteapi import SiteApi
-from addons.tunnels import Tunnels
+from addons.runtime import RuntimeSlot
+from addons.sync import Sync
 from addons.upstream import Upstream
+from addons.wellformed import WellFormed
 
-# The events Warren's features handle. A feature may handle any of them; the pack forwards.
 _LIFECYCLE = ("load", "configure", "running", "done")
-_FLOW = ("requestheaders", "request", "responseheaders", "response", "error")
 # Per connection, not per request: raw TCP/UDP resources decide and route here.
-_CONNECTION = ("client_connected", "client_disconnected", "server_connect", "next_layer")
+_CONNECTION = (
+    "client_connected",
+    "client_disconnected",
+    "server_connect",
+    "next_layer",
+    "tls_clienthello",
+    "tls_start_server",
+)
 
 
-def features(runtime: Runtime) -> list[object]:
+def request_steps(deadlines: Deadlines) -> list[object]:
+    """The request path of DESIGN.md, in its order."""
     return [
-        ErrorPages(),
-        Config(runtime),
-        Geo(runtime),
-        ClientIp(runtime),
-        SiteApi(runtime),
-        Routing(),
-        Reserved(runtime),  # /.warren/callback and /.warren/logout, before the rules
-        Rules(runtime),
-        Identify(runtime),  # who is asking, before rate limits keyed on the user
-        RateLimit(runtime),
-        Auth(runtime),
-        Upstream(runtime),
-        Gate(),
-        Tunnels(runtime),  # before Health: its first probes already see where sites are
-        Health(runtime),
-        RawResources(runtime),
+        WellFormed(),  # a head that can be read two ways is refused before any decision
+        Probes(),  # /.warren/healthz and /.warren/readyz on any host, for DNS and load balancers
+        PlainHttp(),  # on http_listen: ACME's HTTP-01 answers, a 308 to https for the rest
+        ClientIp(),  # who is asking: the peer, or what a trusted proxy forwarded
+        Routing(),  # the canonical path, then the resource by Host (or the sites' API)
+        Relayed(deadlines),  # another node decided it: into this node's tunnel, nothing more
+        Reserved(),  # /.warren/callback and /.warren/logout, before the rules
+        Rules(),  # global, then the resource's; the first that matches decides
+        Identify(),  # who signed in, before rate limits keyed on the user
+        RateLimits(),
+        Auth(),  # sign-in required: to the portal, 401, or 403 for someone not listed
+        Upstream(),  # a target; the headers the application receives
+        deadlines,  # how long the target may take to connect and to answer
     ]
 
 
+type Steps = Callable[[Deadlines], list[object]]
+
+
+def parts(slot: RuntimeSlot, steps: Steps = request_steps) -> tuple[list[object], Pipeline]:
+    """The addons beside the request path, and the pipeline that is the request path."""
+    raw = RawResources(slot)
+    deadlines = Deadlines(raw)
+    acme = AcmeLoop(slot)
+    sync = Sync(slot)
+    return [
+        acme,  # certificates from ACME; before Config, so it stops before its runtime closes
+        sync,  # pushed policy and users into this node's files (shared storage only)
+        Cluster(slot, refusals=sync.refusal),  # this node's heartbeat and published keys
+        Config(slot, on_site_offline=deadlines.cut_site, status=[acme.status]),  # the runtime
+        Certificates(slot),  # what TLS serves, by SNI
+        Layers(slot),  # mitmproxy's HTTP layers with head limits and Warren's error pages
+        RelayTls(slot),  # connections to other nodes trust node.ca_file
+        raw,
+        deadlines,  # (connection hooks; its request step is in the pipeline)
+    ], Pipeline(slot, steps(deadlines))
+
+
 class Warren:
-    def __init__(self, parts: Iterable[object]) -> None:
-        self.parts = list(parts)
+    """Lifecycle and connection events to every part that handles them; flow events to the
+    pipeline alone."""
+
+    def __init__(self, parts: Iterable[object], pipeline: Pipeline) -> None:
+        self.parts = [*parts, pipeline]
+        self.pipeline = pipeline
         self._handlers: dict[str, list[Callable[..., Any]]] = {
             event: [getattr(p, event) for p in self.parts if callable(getattr(p, event, None))]
-            for event in (*_LIFECYCLE, *_FLOW, *_CONNECTION)
-        }
-        self._async = {
-            event: any(inspect.iscoroutinefunction(h) for h in handlers)
-            for event, handlers in self._handlers.items()
+            for event in (*_LIFECYCLE, *_CONNECTION)
         }
 
     def load(self, loader: Any) -> None:
@@ -85,10 +116,7 @@ class Warren:
         await self._call_async("done")
 
     async def client_connected(self, client: Any) -> None:
-        for handler in self._handlers["client_connected"]:
-            result = handler(client)
-            if inspect.isawaitable(result):
-                await result
+        await self._call_async("client_connected", client)
 
     def client_disconnected(self, client: Any) -> None:
         self._call("client_disconnected", client)
@@ -99,46 +127,38 @@ class Warren:
     def next_layer(self, nextlayer: Any) -> None:
         self._call("next_layer", nextlayer)
 
-    @fail_closed
+    def tls_clienthello(self, data: Any) -> None:
+        self._call("tls_clienthello", data)
+
+    def tls_start_server(self, data: Any) -> None:
+        self._call("tls_start_server", data)
+
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
-        await self._flow("requestheaders", flow)
+        await self.pipeline.requestheaders(flow)
 
-    @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
-        await self._flow("request", flow)
+        await self.pipeline.request(flow)
 
-    @fail_closed
     async def responseheaders(self, flow: http.HTTPFlow) -> None:
-        await self._flow("responseheaders", flow)
+        await self.pipeline.responseheaders(flow)
 
-    @fail_closed
     async def response(self, flow: http.HTTPFlow) -> None:
-        await self._flow("response", flow)
+        await self.pipeline.response(flow)
 
     async def error(self, flow: http.HTTPFlow) -> None:
-        await self._flow("error", flow)
-
-    async def _flow(self, event: str, flow: http.HTTPFlow) -> None:
-        if self._async[event]:
-            for handler in self._handlers[event]:
-                result = handler(flow)
-                if result is not None:
-                    await result
-        else:
-            for handler in self._handlers[event]:
-                handler(flow)
+        await self.pipeline.error(flow)
 
     def _call(self, event: str, *args: Any) -> None:
         for handler in self._handlers[event]:
             handler(*args)
 
-    async def _call_async(self, event: str) -> None:
+    async def _call_async(self, event: str, *args: Any) -> None:
         for handler in self._handlers[event]:
-            result = handler()
+            result = handler(*args)
             if inspect.isawaitable(result):
                 await result
 
 
-def warren_addons(runtime: Runtime | None = None) -> list[object]:
+def warren_addons(slot: RuntimeSlot | None = None) -> list[object]:
     """What `addons/warren.py` and `warren gateway` load: the whole pack, as one addon."""
-    return [Warren(features(runtime or Runtime()))]
+    return [Warren(*parts(slot or RuntimeSlot()))]

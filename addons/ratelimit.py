@@ -5,58 +5,26 @@ first one that is full answers 429 with Retry-After and RateLimit-* headers. A s
 decided per limit by `on_storage_error`: `open` lets the request go on, `closed` answers 503.
 """
 
-import logging
-
 from mitmproxy import http
 
-from addons.exchange import exchange_of
-from addons.failclosed import fail_closed
+from addons.exchange import Exchange
 from addons.respond import refuse
-from addons.runtime import Runtime
-from core.policy.compiled import Policy
-from core.ratelimit.check import located_warnings
 from core.ratelimit.compiled import CompiledLimit
 from core.ratelimit.enforce import enforce
-from core.ratelimit.keys import Requester
-from core.ratelimit.limiter import Decision, RateLimiter
-
-log = logging.getLogger("warren.ratelimit")
+from core.ratelimit.limiter import Decision
+from core.ratelimit.subjects import Requester
 
 _SHOWN = "warren.ratelimit"  # flow.metadata: the Decision whose headers the response carries
 
 
-class RateLimit:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-
-    def configure(self, updated: set[str]) -> None:
-        settings, store = self.runtime.settings, self.runtime.store
-        if "warren_config" not in updated or settings is None or store is None:
-            return
-        self.runtime.rate_limiter = RateLimiter(settings.storage)
-        sign_in = store.capabilities.sign_in
-        _log_warnings(store.current, sign_in)
-        store.subscribe(lambda policy: _log_warnings(policy, sign_in))
-
-    async def done(self) -> None:
-        if self.runtime.rate_limiter is not None:
-            await self.runtime.rate_limiter.close()
-
-    @fail_closed
-    async def requestheaders(self, flow: http.HTTPFlow) -> None:
-        exchange = exchange_of(flow)
-        if exchange is None or exchange.verdict is None or flow.response is not None:
-            return
+class RateLimits:
+    async def requestheaders(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
         resource = exchange.resource
-        assert resource is not None
         if not resource.rate_limits:
             return
-        limiter = self.runtime.rate_limiter
-        if limiter is None:
-            raise RuntimeError("the policy has rate limits but no limiter was configured")
         requester = Requester(exchange.client.ip, exchange.user, flow.request.headers)
         verdict = await enforce(
-            limiter, resource, requester, exchange.match_path, flow.request.method
+            exchange.runtime.limiter, resource, requester, exchange.match_path, flow.request.method
         )
         if verdict.refused_by is not None:
             assert verdict.decision is not None
@@ -64,16 +32,10 @@ class RateLimit:
         elif verdict.decision is not None:
             flow.metadata[_SHOWN] = verdict.decision
 
-    def responseheaders(self, flow: http.HTTPFlow) -> None:
+    def responseheaders(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
         shown = flow.metadata.pop(_SHOWN, None)
         if isinstance(shown, Decision) and flow.response is not None:
             flow.response.headers.update(shown.headers())
-
-
-def _log_warnings(policy: Policy, sign_in: bool) -> None:
-    # What `warren check` warns about, for admins who only read the gateway's log.
-    for warning in located_warnings(policy.model, policy.source, sign_in=sign_in):
-        log.warning("%s", warning)
 
 
 def _refuse(flow: http.HTTPFlow, limit: CompiledLimit, decision: Decision) -> None:

@@ -11,32 +11,56 @@ Fail closed per connection: an exception in any of these hooks kills the connect
 """
 
 import logging
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from mitmproxy import connection, ctx
 from mitmproxy.proxy import layer, layers, server_hooks
 
-from addons.failclosed import guard
+from addons.failclosed import fail_closed_connection, kill_client, kill_server
 from addons.options import UNROUTED
-from addons.runtime import Runtime
-from core.balance import TargetKey, target_key
+from addons.runtime import Runtime, RuntimeSlot
+from core.balance import TargetKey, Upstreams, target_key
 from core.clientip import peer_address
 from core.connections import admit_connection, connection_facts
-from core.policy.compiled import Policy
-from core.ratelimit.enforce import admit_connection as connection_rate
+from core.ipsets import IPAddress
+from core.policy.compiled import CompiledResource, Policy
+from core.ratelimit.enforce import count_connection as connection_rate
 from core.settings import Settings
 from core.tunnels import forward_protocol
 
 log = logging.getLogger("warren.gateway")
 
-HOOKS: list[str] = []  # every guarded connection hook, for the fault tests
-
 
 class Route(NamedTuple):
     resource: str
-    key: TargetKey
+    key: TargetKey  # (site, scheme, host, port)
     address: tuple[str, int]
+    connect_timeout: float  # the resource's timeouts.connect, in seconds
+    upstreams: Upstreams  # whose count of connections in flight it is in
+
+
+def _admission(runtime: Runtime, resource: CompiledResource, ip: IPAddress) -> str | None:
+    """Why the rules refuse this connection, or None."""
+    policy = runtime.policy
+    country, asn = runtime.geo_facts(policy, ip)
+    admission = admit_connection(policy, resource, connection_facts(ip, country, asn))
+    if admission.allowed:
+        return None
+    log.info("%s %s from %s refused: %s", forward_protocol(resource.model), resource.name, ip,
+             admission.reason)  # fmt: skip
+    return admission.reason
+
+
+async def _over_limit(runtime: Runtime, resource: CompiledResource, ip: IPAddress) -> str | None:
+    if not resource.rate_limits:
+        return None
+    limited = await connection_rate(runtime.limiter, resource, ip)
+    if limited.refused_by is None or limited.decision is None:
+        return None
+    wait, limit = limited.decision.retry_after(), limited.refused_by.key
+    log.info("%s %s from %s refused: over %s (for %ds)", forward_protocol(resource.model),
+             resource.name, ip, limit, wait)  # fmt: skip
+    return f"over the connection-rate limit {limit}"
 
 
 def raw_mode(settings: Settings, protocol: str, port: int) -> str:
@@ -45,45 +69,26 @@ def raw_mode(settings: Settings, protocol: str, port: int) -> str:
     return f"reverse:{protocol}://{UNROUTED.removeprefix('http://')}@{listen}"
 
 
-def _guarded(kill: Callable[[Any, str], None]) -> Callable[[Any], Any]:
-    """For connection hooks: an exception, injected or real, closes the connection."""
-
-    def wrap(hook: Callable[[Any, Any], Any]) -> Any:
-        name = f"raw.{hook.__name__}"
-
-        def fail(data: Any, error: Exception) -> None:
-            log.error("%s failed: %r; closing the connection", name, error, exc_info=error)
-            kill(data, f"internal error in {name}")
-
-        return guard(hook, name, fail, HOOKS)
-
-    return wrap
-
-
-def _kill_client(client: connection.Client, reason: str) -> None:
-    client.error = reason
-
-
-def _kill_server(data: server_hooks.ServerConnectionHookData, reason: str) -> None:
-    data.server.error = reason
-
-
 class RawResources:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, slot: RuntimeSlot) -> None:
+        self.slot = slot
         self._modes: dict[str, str] = {}  # mode spec -> resource name
         self._routes: dict[str, Route] = {}  # client connection id -> where it goes
 
     def running(self) -> None:
-        store = self.runtime.store
-        if store is None:
-            return
-        self._listen(store.current)
-        store.subscribe(self._listen)
+        if self.slot.runtime is not None:
+            self._follow(self.slot.runtime)
+        self.slot.on_swap(self._follow)
 
-    def _listen(self, policy: Policy) -> None:
-        settings = self.runtime.settings
-        assert settings is not None
+    def _follow(self, runtime: Runtime) -> None:
+        def listen(policy: Policy) -> None:
+            if self.slot.runtime is runtime:  # a runtime swapped out no longer decides
+                self._listen(runtime.settings, policy)
+
+        runtime.store.subscribe(listen)
+        listen(runtime.policy)
+
+    def _listen(self, settings: Settings, policy: Policy) -> None:
         wanted = {
             raw_mode(settings, resource.model.protocol, resource.model.port or 0): name
             for name, resource in policy.resources.items()
@@ -97,48 +102,36 @@ class RawResources:
         ctx.options.update(mode=[*others, *wanted])
         log.info("raw resources listening: %s", ", ".join(sorted(wanted)) or "none")
 
-    @_guarded(_kill_client)
+    @fail_closed_connection(kill_client)
     async def client_connected(self, client: connection.Client) -> None:
         name = self._modes.get(client.proxy_mode.full_spec)
         if name is None:
             return  # an HTTP connection: decided per request
-        policy = self.runtime.policy
-        resource = policy.resources.get(name) if policy is not None else None
-        if policy is None or resource is None:
+        runtime = self.slot.runtime
+        resource = runtime.policy.resources.get(name) if runtime is not None else None
+        if runtime is None or resource is None:
             client.error = f"resource {name} is gone"
             return
         ip = peer_address(client.peername[0])
-        country, asn = self.runtime.place(policy, ip)
-        admission = admit_connection(policy, resource, connection_facts(ip, country, asn))
-        protocol = forward_protocol(resource.model)
-        if not admission.allowed:
-            log.info("%s %s from %s refused: %s", protocol, name, ip, admission.reason)
-            client.error = admission.reason
+        refused = _admission(runtime, resource, ip) or await _over_limit(runtime, resource, ip)
+        if refused is not None:
+            client.error = refused
             return
-        if resource.rate_limits:
-            limiter = self.runtime.rate_limiter
-            if limiter is None:
-                raise RuntimeError("the policy has rate limits but no limiter was configured")
-            limited = await connection_rate(limiter, resource, ip)
-            if limited.refused_by is not None:
-                assert limited.decision is not None
-                wait = limited.decision.retry_after()
-                limit = limited.refused_by.key
-                log.info(
-                    "%s %s from %s refused: over %s (for %ds)", protocol, name, ip, limit, wait
-                )
-                client.error = f"over the connection-rate limit {limit}"
-                return
-        target = self.runtime.upstreams.pick(resource, ip)
-        address = self.runtime.sites.resolve(target, protocol) if target is not None else None
+        protocol = forward_protocol(resource.model)
+        target = runtime.upstreams.pick(resource, ip)
+        address = runtime.sites.resolve(target, protocol) if target is not None else None
         if target is None or address is None:
             log.warning("%s %s from %s refused: no target is reachable", protocol, name, ip)
             client.error = "no target is reachable"
             return
         key = target_key(target)
-        self._routes[client.id] = Route(name, key, address)
-        self.runtime.upstreams.started(key)
+        connect = resource.model.timeouts.connect.total_seconds()
+        self._routes[client.id] = Route(name, key, address, connect, runtime.upstreams)
+        runtime.upstreams.started(key)
         log.info("%s %s from %s -> %s:%d", protocol, name, ip, target.host, target.port)
+
+    def route_of(self, client_id: str) -> Route | None:
+        return self._routes.get(client_id)
 
     def next_layer(self, nextlayer: layer.NextLayer) -> None:
         client = nextlayer.context.client
@@ -150,7 +143,7 @@ class RawResources:
         else:
             nextlayer.layer = layers.TCPLayer(nextlayer.context, ignore=True)
 
-    @_guarded(_kill_server)
+    @fail_closed_connection(kill_server)
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         route = self._routes.get(data.client.id)
         if route is not None:
@@ -161,4 +154,4 @@ class RawResources:
     def client_disconnected(self, client: connection.Client) -> None:
         route = self._routes.pop(client.id, None)
         if route is not None:
-            self.runtime.upstreams.finished(route.key)
+            route.upstreams.finished(route.key)

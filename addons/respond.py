@@ -13,6 +13,23 @@ log = logging.getLogger("warren.gateway")
 CSP = b"default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
+def _answered(flow: http.HTTPFlow) -> None:
+    # A body mitmproxy decided to stream would otherwise be sent upstream next to our answer;
+    # and a client waiting for `100 Continue` gets the final answer instead (RFC 9110 §10.1.1).
+    flow.request.stream = False
+    flow.request.headers.pop("expect", None)
+
+
+def without_content_for_head(flow: http.HTTPFlow) -> None:
+    """A response to HEAD carries no content (RFC 9110 §9.3.2, RFC 9112 §6.3): mitmproxy sends
+    whatever body an answer holds, and a client reading the next response on the connection
+    would take those bytes for its status line. The headers stay as a GET's would, so
+    Content-Length still says the GET's size (RFC 9110 §8.6)."""
+    response = flow.response
+    if flow.request.method.upper() == "HEAD" and response is not None and response.raw_content:
+        response.raw_content = b""
+
+
 def refuse(
     flow: http.HTTPFlow,
     status: int,
@@ -30,8 +47,7 @@ def refuse(
         page.body,
         {"content-type": page.content_type, "cache-control": "no-store", **(headers or {})},
     )
-    # A body mitmproxy decided to stream would otherwise be sent upstream next to our answer.
-    flow.request.stream = False
+    _answered(flow)
     flow.response = response
     level = logging.WARNING if status >= 500 else logging.INFO
     log.log(
@@ -56,7 +72,7 @@ def redirect(
         (b"referrer-policy", b"no-referrer"),
         *((b"set-cookie", cookie.encode()) for cookie in cookies or ()),
     ]
-    flow.request.stream = False
+    _answered(flow)
     flow.response = http.Response.make(status, b"", http.Headers(fields))
     log.info(
         "%s %s%s -> %d %s",
@@ -79,5 +95,5 @@ def answer_page(
         (b"content-security-policy", CSP),
         *((b"set-cookie", cookie.encode()) for cookie in cookies or ()),
     ]
-    flow.request.stream = False
+    _answered(flow)
     flow.response = http.Response.make(status, body.encode(), http.Headers(fields))

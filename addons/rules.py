@@ -2,24 +2,23 @@
 
 from mitmproxy import http
 
-from addons.exchange import exchange_of
-from addons.failclosed import fail_closed
+from addons.exchange import Exchange
 from addons.respond import refuse
-from addons.runtime import Runtime
+from addons.siteapi import NAME as SITE_API
 from core.policy.rules import Facts, Outcome
 
 
 class Rules:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-
-    @fail_closed
-    def requestheaders(self, flow: http.HTTPFlow) -> None:
-        exchange = exchange_of(flow)
-        if exchange is None or exchange.resource is None or flow.response is not None:
-            return
+    def requestheaders(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
         policy, ip = exchange.policy, exchange.client.ip
-        country, asn = self.runtime.place(policy, ip)
+        if (
+            policy.model.require_trusted_proxy
+            and not policy.trust.vouches_for(exchange.client.peer)
+            and exchange.resource.name != SITE_API  # sites reach the node on its own name
+        ):
+            refuse(flow, 403, reason="require_trusted_proxy: not through a trusted proxy")
+            return
+        country, asn = exchange.runtime.geo_facts(policy, ip)
         facts = Facts(ip, exchange.match_path, flow.request.method, country, asn)
         verdict = policy.decide(exchange.resource, facts)
         exchange.verdict = verdict

@@ -10,17 +10,17 @@ from mitmproxy import http
 
 from core.auth import cookies
 from core.auth.identity import Identity
-from core.auth.keys import KeyRing
-from core.auth.kv import KeyValue, open_kv
-from core.auth.regulation import Regulation, parse_tiers
-from core.auth.tokens import issuer_for, mint
+from core.auth.regulation import Regulation
+from core.auth.services import SignInServices
+from core.auth.signing import KeyRing
+from core.auth.signinstate import KeyValue
+from core.auth.tokens import mint
 from core.auth.users import UsersSource
 from core.auth.verifier import Verifier, audiences
 from core.clientip import ClientAddress
 from core.forwarding import ASSERTION_HEADER
 from core.hosts import normalise_host
 from core.settings import Settings
-from core.storage import open_storage
 
 ASSERTION_SECONDS = 60
 _ASSERTION_REUSE_SECONDS = 30  # reissued when less than this is left
@@ -29,39 +29,44 @@ _ASSERTION_REUSE_SECONDS = 30  # reissued when less than this is left
 @dataclass(slots=True)
 class SignIn:
     settings: Settings
-    issuer: str
+    services: SignInServices  # what the portal signs in with too (core.auth.services)
+    verifier: Verifier
     portal_url: str | None
     portal_host: str | None
-    keys: KeyRing
-    kv: KeyValue
-    users: UsersSource
-    regulation: Regulation
-    verifier: Verifier
     _assertions: OrderedDict[
-        tuple[str, str | None, str], tuple[float, tuple[tuple[bytes, bytes], ...]]
+        tuple[str, str | None, str, int], tuple[float, tuple[tuple[bytes, bytes], ...]]
     ] = field(default_factory=OrderedDict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "SignIn":
-        keys = KeyRing(settings.state_dir / "keys")
-        keys.ensure()
-        issuer = issuer_for(settings.public_url)
-        regulation = settings.regulation
+        services = SignInServices.open(settings)
         return cls(
             settings=settings,
-            issuer=issuer,
+            services=services,
+            verifier=Verifier(services.keys, services.issuer, settings.session.cookie_domain),
             portal_url=settings.public_url,
             portal_host=urlsplit(settings.public_url).hostname if settings.public_url else None,
-            keys=keys,
-            kv=open_kv(settings.storage, settings.state_dir),
-            users=UsersSource(settings.users_file),
-            regulation=Regulation(
-                open_storage(settings.storage),
-                parse_tiers(regulation.per_user),
-                parse_tiers(regulation.per_ip),
-            ),
-            verifier=Verifier(keys, issuer, settings.session.cookie_domain),
         )
+
+    @property
+    def issuer(self) -> str:
+        return self.services.issuer
+
+    @property
+    def keys(self) -> KeyRing:
+        return self.services.keys
+
+    @property
+    def kv(self) -> KeyValue:
+        return self.services.kv
+
+    @property
+    def users(self) -> UsersSource:
+        return self.services.users
+
+    @property
+    def regulation(self) -> Regulation:
+        return self.services.regulation
 
     @property
     def cookie_domain(self) -> str | None:
@@ -82,8 +87,9 @@ class SignIn:
 
     def identity_headers(self, identity: Identity, host: str) -> tuple[tuple[bytes, bytes], ...]:
         """Remote-User, Remote-Email, Remote-Groups and the signed assertion, as header fields;
-        made once and reused while the assertion has 30 s to live."""
-        key = (identity.subject, identity.session_id, host)
+        made once and reused while the assertion has 30 s to live, or until users.yaml changes
+        (the identity carries the groups and e-mail it says now)."""
+        key = (identity.subject, identity.session_id, host, self.users.generation)
         now = time.time()
         cached = self._assertions.get(key)
         if cached is not None and cached[0] - now > _ASSERTION_REUSE_SECONDS:
@@ -130,13 +136,18 @@ def is_https(flow: http.HTTPFlow, client: ClientAddress) -> bool:
     return client.via != "peer" and flow.request.headers.get("x-forwarded-proto") == "https"
 
 
-def original_url(flow: http.HTTPFlow, client: ClientAddress) -> str:
+def request_origin(flow: http.HTTPFlow, client: ClientAddress) -> str:
+    """scheme://host[:port] of the request, as the browser sees it (and writes its Origin)."""
     authority = (flow.request.host_header or "").strip().lower()
     host = normalise_host(authority)
     _name, colon, port = authority.rpartition(":")
     suffix = f":{port}" if colon and port.isdigit() and not authority.endswith("]") else ""
     scheme = "https" if is_https(flow, client) else "http"
-    return f"{scheme}://{host}{suffix}{flow.request.path}"
+    return f"{scheme}://{host}{suffix}"
+
+
+def original_url(flow: http.HTTPFlow, client: ClientAddress) -> str:
+    return request_origin(flow, client) + flow.request.path
 
 
 def browser(flow: http.HTTPFlow) -> bool:

@@ -5,15 +5,16 @@ from urllib.parse import unquote_plus
 
 from mitmproxy import http
 
-from addons.exchange import Exchange, exchange_of
-from addons.failclosed import fail_closed
+from addons.exchange import Exchange
+from addons.relay import point_at_node, relay_route
 from addons.respond import refuse
-from addons.runtime import Runtime
 from addons.signin import SignIn, request_host
 from core import forwarding
 from core.auth import cookies
 from core.auth.identity import Identity
 from core.balance import target_key
+from core.cluster.records import NodeRecord
+from core.headers import Field, is_websocket_upgrade
 from core.hosts import normalise_host
 from core.paths import split_target
 from core.policy.model import Target
@@ -22,70 +23,81 @@ log = logging.getLogger("warren.gateway")
 
 
 class Upstream:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-
-    @fail_closed
-    def requestheaders(self, flow: http.HTTPFlow) -> None:
-        exchange = exchange_of(flow)
-        if exchange is None or exchange.verdict is None or flow.response is not None:
+    def requestheaders(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
+        runtime = exchange.runtime
+        route = _route(exchange)
+        if isinstance(route, str):
+            refuse(flow, 503, reason=route)
             return
-        assert exchange.resource is not None
-        target = self.runtime.upstreams.pick(exchange.resource, exchange.client.ip)
-        if target is None:
-            refuse(flow, 503, reason=f"no healthy target for {exchange.resource.name}")
-            return
-        # A target on a site is reached through the site's tunnel (core.tunnels).
-        address = self.runtime.sites.resolve(target)
-        if address is None:
-            refuse(flow, 503, reason=f"site {target.site} of {exchange.resource.name} is offline")
-            return
-        _rewrite_headers(flow, exchange, self.runtime.signin)
-        _point_at(flow.request, target, address)
+        target, where = route
+        _rewrite_headers(flow, exchange, runtime.signin)
+        if isinstance(where, NodeRecord):
+            point_at_node(flow, exchange, target, where)
+        else:
+            _point_at(flow.request, target, where)
         exchange.target = target
         exchange.routed = True
-        self.runtime.upstreams.started(target_key(target))
+        runtime.upstreams.started(target_key(target))
 
-    @fail_closed
-    def responseheaders(self, flow: http.HTTPFlow) -> None:
+    def responseheaders(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
         response = flow.response
-        if response is None or "set-cookie" not in response.headers:
-            return
-        exchange = exchange_of(flow)
-        if exchange is None or exchange.target is None:
+        if response is None or exchange.target is None:
             return  # only what an application answered; Warren's own answers set its cookies
-        signin = self.runtime.signin
-        if signin is not None and request_host(flow) == signin.portal_host:
+        if response.status_code == 101 and not _websocket_accepted(flow, response):
+            _refuse_switch(flow, response)
+            return
+        if "set-cookie" not in response.headers:
+            return
+        if request_host(flow) == exchange.runtime.signin.portal_host:
             return
         _refuse_warren_cookies(response, flow)
 
-    @fail_closed
-    def response(self, flow: http.HTTPFlow) -> None:
-        self._finished(flow)
+    def response(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
+        _finished(exchange)
 
-    def error(self, flow: http.HTTPFlow) -> None:
-        self._finished(flow)
-
-    def _finished(self, flow: http.HTTPFlow) -> None:
-        exchange = exchange_of(flow)
-        if exchange is not None and exchange.target is not None and exchange.routed:
-            exchange.routed = False  # count each request out once, whichever hook comes first
-            self.runtime.upstreams.finished(target_key(exchange.target))
+    def error(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
+        _finished(exchange)
 
 
-def _rewrite_headers(flow: http.HTTPFlow, exchange: Exchange, signin: SignIn | None) -> None:
+def _route(exchange: Exchange) -> tuple[Target, tuple[str, int] | NodeRecord] | str:
+    """A healthy target and where to connect for it, or why there is none. A target on a site
+    is reached through the site's tunnel (core.sites); when no target can be reached from here,
+    through another node that has the site online (addons.relay)."""
+    runtime, resource = exchange.runtime, exchange.resource
+    target = runtime.upstreams.pick(resource, exchange.client.ip)
+    address = None if target is None else runtime.sites.resolve(target)
+    if target is not None and address is not None:
+        return target, address
+    relay = relay_route(exchange, target)
+    if relay is not None:
+        return relay
+    if target is None:
+        return f"no healthy target for {resource.name}"
+    return f"site {target.site} of {resource.name} is offline"
+
+
+def _finished(exchange: Exchange) -> None:
+    if exchange.target is not None and exchange.routed:
+        exchange.routed = False  # count each request out once, whichever hook comes first
+        exchange.runtime.upstreams.finished(target_key(exchange.target))
+
+
+def _rewrite_headers(flow: http.HTTPFlow, exchange: Exchange, signin: SignIn) -> None:
     request = flow.request
     host = request.host_header or ""
-    portal = signin is not None and normalise_host(host) == signin.portal_host
+    portal = normalise_host(host) == signin.portal_host
     identity = exchange.identity
-    extra: tuple[forwarding.Field, ...] = ()
-    if identity is not None and signin is not None:
+    extra: tuple[Field, ...] = ()
+    if identity is not None:
         extra = signin.identity_headers(identity, normalise_host(host))
+    fields = request.headers.fields
     request.headers.fields = forwarding.rewrite(
-        _without_credentials(request.headers.fields, portal, identity),
+        _without_credentials(fields, portal, identity),
         client_ip=str(exchange.client.ip),
         scheme="https" if flow.client_conn.tls_established else "http",
         host=host,
+        strip=exchange.policy.strip,
+        websocket=is_websocket_upgrade(request.method, fields),
         extra=extra,
     )
     if cookies.SHARE_PARAMETER in request.path:
@@ -93,8 +105,8 @@ def _rewrite_headers(flow: http.HTTPFlow, exchange: Exchange, signin: SignIn | N
 
 
 def _without_credentials(
-    fields: tuple[forwarding.Field, ...], portal: bool, identity: Identity | None
-) -> list[forwarding.Field]:
+    fields: tuple[Field, ...], portal: bool, identity: Identity | None
+) -> list[Field]:
     """Warren's cookies (and basic credentials Warren consumed) never reach an application."""
     kept = []
     for name, value in fields:
@@ -150,9 +162,32 @@ def _refuse_warren_cookies(response: http.Response, flow: http.HTTPFlow) -> None
         response.headers.set_all("set-cookie", kept)
 
 
+def _websocket_accepted(flow: http.HTTPFlow, response: http.Response) -> bool:
+    # The request as forwarded carries `Upgrade: websocket` only when Warren let the upgrade on.
+    asked: bool = flow.request.headers.get("upgrade", "").lower() == "websocket"
+    answered: bool = response.headers.get("upgrade", "").strip().lower() == "websocket"
+    return asked and answered
+
+
+def _refuse_switch(flow: http.HTTPFlow, response: http.Response) -> None:
+    """A 101 for anything but the WebSocket upgrade Warren forwarded would turn the connection
+    into a raw tunnel past every check; the client gets 502 and the connection closes."""
+    upgrade = response.headers.get("upgrade", "")[:40]
+    refuse(
+        flow,
+        502,
+        reason=f"the application switched protocols ({upgrade!r}) without a WebSocket upgrade",
+        headers={"connection": "close"},
+    )
+
+
 def _point_at(request: http.Request, target: Target, address: tuple[str, int]) -> None:
     # Setting the destination rewrites Host/:authority; the backend must see the client's.
     host_header = request.host_header
+    if not (request.is_http2 or request.is_http3):
+        # An absolute-form target (`GET http://other/x`) goes on in origin-form, with the Host
+        # it was decided by; otherwise it would name the internal address (RFC 9112 §3.2.1).
+        request.authority = ""
     request.scheme = target.scheme
     request.host, request.port = address
     request.host_header = host_header

@@ -1,15 +1,20 @@
-"""Hot reload of policy.yaml in a real gateway: file watch, SIGHUP, `warren reload`; refusals."""
+"""warren_config (addons.config): a file that does not validate stops start-up, in-process; hot
+reload of policy.yaml in a real gateway: file watch, SIGHUP, `warren reload`; refusals."""
 
 import json
 import signal
 import subprocess
 import threading
 from collections import Counter
+from pathlib import Path
 
 import httpx
+import pytest
 
 from demo import processes
-from tests.conftest import Backend, Gateway, GatewayFactory, eventually
+from tests.support.backend import Backend
+from tests.support.gateway import Gateway, GatewayFactory
+from tests.support.waiting import eventually
 
 SLOW_POLL = "reload_poll: 1h\n"  # so only the trigger under test can cause a reload
 
@@ -29,6 +34,18 @@ resources:
 
 def status(gateway: Gateway, path: str) -> int:
     return gateway.get("app.example", path).status_code
+
+
+def test_a_broken_config_stops_startup_with_the_reason(tmp_path: Path) -> None:
+    from mitmproxy import exceptions
+
+    from tests.support.inprocess import pack
+
+    expected = pytest.raises(
+        exceptions.OptionsError, match=r"policy.yaml:1: version: Input should be 1"
+    )
+    with expected, pack(tmp_path, policy="version: 2\n"):
+        pass
 
 
 def test_an_edited_file_takes_effect_without_a_restart(

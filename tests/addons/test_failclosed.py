@@ -5,8 +5,9 @@ import pytest
 
 from addons import failclosed
 from addons.pack import warren_addons
-from tests.addons.support import flow, pack, respond, run
-from tests.conftest import Backend, GatewayFactory
+from tests.support.backend import Backend
+from tests.support.gateway import GatewayFactory
+from tests.support.inprocess import flow, pack, respond, run
 
 warren_addons()  # importing the pack registers every guarded hook
 REQUEST_PHASE = ("requestheaders", "request")
@@ -22,7 +23,7 @@ def failpoint(request: pytest.FixtureRequest) -> Iterator[str]:
 
 def test_every_request_hook_is_guarded() -> None:
     names = set(failclosed.HOOKS)
-    for module in ("clientip", "routing", "rules", "auth", "upstream", "gate"):
+    for module in ("wellformed", "clientip", "routing", "rules", "auth", "upstream", "pipeline"):
         assert f"{module}.requestheaders" in names
 
 

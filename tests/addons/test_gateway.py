@@ -1,13 +1,21 @@
-"""A real gateway process (both `warren gateway` and `mitmdump -s addons/warren.py`) in front of a
-real backend, driven by a real client."""
+"""`warren gateway` (addons.gateway): the Warren pack in the lean master, a real process in front
+of a real backend, driven by a real client; and what the master is made of, in-process.
 
+One gateway process serves the module; it speaks TLS (with h2) as well as plain HTTP on its port.
+The same routing and refusals under `mitmdump -s addons/warren.py`: tests/addons/test_warren.py.
+"""
+
+import asyncio
+import os
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import Backend, GatewayFactory
-
-KINDS = ["warren", "mitmdump"]
+from addons import gateway as lean
+from tests.support.backend import Backend
+from tests.support.gateway import Gateway, GatewayFactory
 
 
 def policy(backend: Backend, extra: str = "") -> str:
@@ -33,11 +41,19 @@ def marker() -> str:
     return uuid.uuid4().hex[:12]
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_routes_by_host_with_the_clients_host_and_gateway_set_forwarding(
-    kind: str, backend: Backend, start_gateway: GatewayFactory
-) -> None:
-    gateway = start_gateway(policy(backend), kind=kind)
+@pytest.fixture(scope="module")
+def cert() -> Path:
+    from tests.support.tls import self_signed
+
+    return self_signed(["app.example"])
+
+
+@pytest.fixture(scope="module")
+def gateway(backend: Backend, cert: Path, start_module_gateway: GatewayFactory) -> Gateway:
+    return start_module_gateway(policy(backend), settings=f"certs: [{cert}]\n")
+
+
+def routes_by_host(gateway: Gateway, backend: Backend) -> None:
     tag = marker()
     forged = {
         "X-Forwarded-For": "6.6.6.6",
@@ -62,11 +78,7 @@ def test_routes_by_host_with_the_clients_host_and_gateway_set_forwarding(
     assert gateway.get("x.apps.example", f"/{tag}-wild").status_code == 200
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_refusals_are_answered_by_the_gateway_and_nothing_is_forwarded(
-    kind: str, backend: Backend, start_gateway: GatewayFactory
-) -> None:
-    gateway = start_gateway(policy(backend), kind=kind)
+def refusals_are_answered(gateway: Gateway, backend: Backend) -> None:
     tag = marker()
     cases = [
         ("nowhere.example", f"/{tag}/1", 404),
@@ -85,106 +97,21 @@ def test_refusals_are_answered_by_the_gateway_and_nothing_is_forwarded(
     assert backend.received(tag) == []
 
 
-def test_upstream_failure_is_a_warren_502_page_that_names_no_address(
-    backend: Backend, start_gateway: GatewayFactory
+def test_routes_by_host_with_the_clients_host_and_gateway_set_forwarding(
+    gateway: Gateway, backend: Backend
 ) -> None:
-    from demo.processes import free_port
-
-    closed = free_port()
-    extra = f"""\
-  down:
-    host: down.example
-    auth: public
-    targets: [{{host: 127.0.0.1, port: {closed}}}]
-"""
-    gateway = start_gateway(policy(backend, extra))
-    response = gateway.get("down.example", "/", headers={"accept": "text/html"})
-    assert response.status_code == 502
-    assert "The application is not answering" in response.text
-    assert str(closed) not in response.text
-    assert "127.0.0.1" not in response.text
-    assert f"127.0.0.1:{closed} failed" in gateway.logs()
+    routes_by_host(gateway, backend)
 
 
-def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
-    backend: Backend, start_gateway: GatewayFactory
+def test_refusals_are_answered_by_the_gateway_and_nothing_is_forwarded(
+    gateway: Gateway, backend: Backend
 ) -> None:
-    gateway = start_gateway(policy(backend))
-    tag = marker()
-    # From 127.0.0.1 (not trusted) the header is ignored and replaced.
-    assert (
-        gateway.get(
-            "app.example", f"/{tag}", headers={"X-Forwarded-For": "203.0.113.9"}
-        ).status_code
-        == 200
-    )
-    # From 127.0.0.2 (trusted) the client is 203.0.113.9, which a global rule denies.
-    import httpx
-
-    transport = httpx.HTTPTransport(local_address="127.0.0.2")
-    with gateway.client(transport=transport) as client:
-        denied = client.get(
-            f"/{tag}-2", headers={"host": "app.example", "X-Forwarded-For": "203.0.113.9"}
-        )
-        assert denied.status_code == 403
-        allowed = client.get(
-            f"/{tag}-3", headers={"host": "app.example", "X-Forwarded-For": "198.51.100.4"}
-        )
-        assert allowed.status_code == 200
-    (seen,) = backend.received(f"{tag}-3")
-    assert {k.lower(): v for k, v in seen["headers"]}["x-forwarded-for"] == "198.51.100.4"
+    refusals_are_answered(gateway, backend)
 
 
-def test_health_checks_take_a_dead_target_out_of_routing(
-    backend: Backend, start_gateway: GatewayFactory
-) -> None:
-    from demo.processes import free_port
-    from tests.conftest import eventually
-
-    closed = free_port()
-    extra = f"""\
-  pair:
-    host: pair.example
-    auth: public
-    health: {{path: /.health, interval: 0.2s, timeout: 0.5s}}
-    targets: [{{host: 127.0.0.1, port: {backend.port}}}, {{host: 127.0.0.1, port: {closed}}}]
-  dead:
-    host: dead.example
-    auth: public
-    health: {{path: /.health, interval: 0.2s}}
-    targets: [{{host: 127.0.0.1, port: {closed}}}]
-"""
-    gateway = start_gateway(policy(backend, extra))
-    eventually(lambda: gateway.get("dead.example", "/").status_code == 503)
-    assert all(gateway.get("pair.example", f"/{i}").status_code == 200 for i in range(6))
-
-
-def test_websockets_pass_through(backend: Backend, start_gateway: GatewayFactory) -> None:
-    import asyncio
-
-    import aiohttp
-
-    gateway = start_gateway(policy(backend))
-
-    async def talk() -> list[str]:
-        async with aiohttp.ClientSession() as session:
-            url = f"http://127.0.0.1:{gateway.port}/.ws"
-            async with session.ws_connect(url, headers={"Host": "app.example"}) as socket:
-                replies = []
-                for text in ("one", "two"):
-                    await socket.send_str(text)
-                    replies.append((await socket.receive(timeout=5)).data)
-                return replies
-
-    assert asyncio.run(talk()) == ["echo: one", "echo: two"]
-
-
-def test_http2_passes_through_over_tls(backend: Backend, start_gateway: GatewayFactory) -> None:
+def test_http2_passes_through_over_tls(gateway: Gateway, cert: Path, backend: Backend) -> None:
     from tests.support import h2client
-    from tests.support.tls import self_signed
 
-    cert = self_signed(["app.example"])
-    gateway = start_gateway(policy(backend), settings=f"certs: [{cert}]\n")
     tag = marker()
     response = h2client.get(gateway.port, "app.example", f"/{tag}", cert)
     assert response.alpn == "h2"
@@ -197,20 +124,79 @@ def test_http2_passes_through_over_tls(backend: Backend, start_gateway: GatewayF
     assert headers["x-forwarded-proto"] == "https"
 
 
-def test_a_gateway_that_cannot_listen_exits_with_the_reason(
-    backend: Backend, start_gateway: GatewayFactory
-) -> None:
+def test_a_gateway_that_cannot_listen_exits_with_the_reason(gateway: Gateway) -> None:
     import subprocess
 
     from demo import processes
 
-    first = start_gateway(policy(backend))
     second = subprocess.run(
-        processes.warren("gateway", "--config", str(first.config)),
+        processes.warren("gateway", "--config", str(gateway.config)),
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert second.returncode == 1
     assert "address already in use" in second.stderr
-    assert first.get("app.example", "/still-serving").status_code == 200
+    assert gateway.get("app.example", "/still-serving").status_code == 200
+
+
+def test_the_master_holds_only_what_a_reverse_proxy_needs() -> None:
+    from mitmproxy import options
+
+    from addons.pack import Warren
+
+    async def chain() -> list[object]:
+        return list(lean.GatewayMaster(options.Options()).addons.chain)
+
+    addons = asyncio.run(chain())
+    assert [type(addon).__name__ for addon in addons] == [
+        "Proxyserver",
+        "NextLayer",
+        "TlsConfig",
+        "DisableH2C",
+        "_StartupErrorCheck",
+        "Warren",
+    ]
+    assert isinstance(addons[-1], Warren)
+
+
+def test_the_command_reruns_itself_optimised_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    if sys.flags.optimize:
+        pytest.skip("already under python -O: nothing to re-run")
+    ran: list[list[str]] = []
+    monkeypatch.setattr(os, "execv", lambda path, args: ran.append([path, *args]))
+    monkeypatch.delenv("WARREN_NO_OPTIMIZE", raising=False)
+    lean.optimised(["gateway", "--config", "warren.yaml"])
+    assert ran == [
+        [sys.executable, sys.executable, "-O", "-m", "core", "gateway", "--config", "warren.yaml"]
+    ]
+    monkeypatch.setenv("WARREN_NO_OPTIMIZE", "1")
+    lean.optimised(["gateway"])
+    assert len(ran) == 1
+
+
+def test_the_gateway_says_ready_once_it_listens_and_never_when_it_cannot(
+    gateway: Gateway, backend: Backend, tmp_path: Path
+) -> None:
+    import subprocess
+
+    from demo import processes
+    from tests.support import gateway as gateways
+    from tests.support.notify import NotifySocket
+
+    with NotifySocket() as systemd:
+        started = gateways.launch(tmp_path / "gw", policy(backend), env=systemd.env)
+        try:
+            message = systemd.receive()
+            assert message == f"READY=1\nSTATUS=listening on 127.0.0.1:{started.port}"
+            assert started.get("app.example", "/ready").status_code == 200  # no wait needed
+        finally:
+            gateways.stop(started)
+        taken = subprocess.run(  # the module's gateway holds its port
+            processes.warren("gateway", "--config", str(gateway.config)),
+            env={**os.environ, **systemd.env},
+            capture_output=True,
+            timeout=60,
+        )
+        assert taken.returncode == 1
+        assert systemd.pending() is None  # it has exited: anything it sent would be here

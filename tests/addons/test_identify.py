@@ -1,31 +1,35 @@
-"""Sign-in on the gateway, in-process: sessions, callbacks, sign-out, and what the application sees."""
+"""Who is asking (addons.identify): a session cookie the portal signed for this host, not revoked,
+of someone users.yaml still lists; a share link; or basic auth. In-process, with sign-in configured
+(tests.support.signin_pack). Its request helpers serve the other sign-in tests too: test_auth,
+test_reserved, test_signin and test_upstream."""
 
-import json
+import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import jwt
 from mitmproxy import http
 
 from addons.exchange import exchange_of
 from core.auth import sessions
-from tests.addons import support
-from tests.addons.signin_support import PORTAL, node
-from tests.addons.support import respond, run
+from core.auth.tokens import mint
+from tests.support import inprocess
+from tests.support.inprocess import run
+from tests.support.signin_pack import POLICY, PORTAL, SigninPack, signin_pack
 
 BROWSER = ("Accept", "text/html,application/xhtml+xml")
 
 
 def flow(host: str, path: str = "/", **kwargs: object) -> http.HTTPFlow:
     """A request over plain http (mitmproxy's test flows default to TLS)."""
-    made = support.flow(host, path, **kwargs)  # type: ignore[arg-type]
+    made = inprocess.flow(host, path, **kwargs)  # type: ignore[arg-type]
     made.client_conn.timestamp_tls_setup = None
     return made
 
 
 def tls_flow(host: str, path: str = "/", **kwargs: object) -> http.HTTPFlow:
-    made = support.flow(host, path, **kwargs)  # type: ignore[arg-type]
+    made = inprocess.flow(host, path, **kwargs)  # type: ignore[arg-type]
     made.client_conn.timestamp_tls_setup = time.time()
     return made
 
@@ -39,66 +43,23 @@ def answer(made: http.HTTPFlow) -> http.Response:
     return made.response
 
 
-def cookie(value: str, name: str = "warren_session") -> tuple[str, str]:
-    return ("Cookie", f"theme=dark; {name}={value}; lang=en")
+def cookie(value: str, name: str = "warren_session", csrf: str | None = None) -> tuple[str, str]:
+    extra = f"; warren_csrf={csrf}" if csrf is not None else ""
+    return ("Cookie", f"theme=dark; {name}={value}; lang=en{extra}")
 
 
-def test_a_browser_without_a_session_is_sent_to_the_portal(tmp_path: Path) -> None:
-    with node(tmp_path) as n:
-        made = run(n.context, flow("App.Example:8443", "/x/../reports?q=1", headers=[BROWSER]))
-        assert made.response is not None
-        assert made.response.status_code == 302
-        location = made.response.headers["location"]
-        assert location.startswith(f"{PORTAL}/sign-in?rd=")
-        assert parse_qs(urlsplit(location).query)["rd"] == ["http://app.example:8443/reports?q=1"]
-
-
-def test_an_api_client_gets_401_not_a_redirect(tmp_path: Path) -> None:
-    with node(tmp_path) as n:
-        made = run(n.context, flow("app.example", "/api", headers=[("Accept", "application/json")]))
-        assert made.response is not None
-        assert made.response.status_code == 401
-        assert made.response.headers["www-authenticate"] == 'Warren realm="app"'
-        assert json.loads(made.response.content or b"")["status"] == 401
-        post = run(n.context, flow("app.example", "/form", method="POST", headers=[BROWSER]))
-        assert status(post) == 401
-
-
-def test_a_session_reaches_the_application_as_identity_headers(tmp_path: Path) -> None:
-    with node(tmp_path) as n:
-        token = n.session("app.example", groups=("staff", "ops"))
-        made = run(n.context, flow("app.example", "/", headers=[cookie(token), BROWSER]))
-        assert made.response is None
-        headers = made.request.headers
-        assert headers["remote-user"] == "alice"
-        assert headers["remote-email"] == "alice@example.com"
-        assert headers["remote-groups"] == "staff,ops"
-        assert headers["cookie"] == "theme=dark; lang=en"  # Warren's cookie never reaches it
-        assertion = headers["x-warren-assertion"]
-        public = jwt.PyJWKSet.from_dict(n.keys.jwks())[jwt.get_unverified_header(assertion)["kid"]]
-        claims = jwt.decode(
-            assertion, public, algorithms=["EdDSA"], audience="app.example", issuer=PORTAL
-        )
-        assert claims["sub"] == "alice"
-        assert claims["groups"] == ["staff", "ops"]
-        assert claims["exp"] - claims["iat"] <= 60
-        exchange = exchange_of(made)
-        assert exchange is not None
-        assert exchange.user == "alice"
-
-
-def test_forged_identity_headers_are_replaced(tmp_path: Path) -> None:
-    with node(tmp_path) as n:
-        forged = [("Remote-User", "admin"), ("X-Warren-Assertion", "x"), ("Remote-Groups", "root")]
-        token = n.session("app.example")
-        made = run(n.context, flow("app.example", "/", headers=[cookie(token), *forged]))
-        assert made.request.headers.get_all("remote-user") == ["alice"]
-        assert made.request.headers.get_all("remote-groups") == ["staff"]
-        assert len(made.request.headers.get_all("x-warren-assertion")) == 1
+def until(deadline_seconds: float, check: Callable[[], bool]) -> bool:
+    """Whether `check` comes true before the deadline (polled: how soon is not the question)."""
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
 
 
 def test_a_session_for_one_host_is_refused_on_another(tmp_path: Path) -> None:
-    with node(tmp_path) as n:
+    with signin_pack(tmp_path) as n:
         token = n.session("app.example")
         made = run(n.context, flow("other.example", "/", headers=[cookie(token), BROWSER]))
         assert status(made) == 302
@@ -106,7 +67,7 @@ def test_a_session_for_one_host_is_refused_on_another(tmp_path: Path) -> None:
 
 
 def test_an_assertion_is_not_a_session(tmp_path: Path) -> None:
-    with node(tmp_path) as n:
+    with signin_pack(tmp_path) as n:
         first = run(n.context, flow("app.example", "/", headers=[cookie(n.session("app.example"))]))
         assertion = first.request.headers["x-warren-assertion"]
         made = run(n.context, flow("app.example", "/", headers=[cookie(assertion), BROWSER]))
@@ -114,7 +75,7 @@ def test_an_assertion_is_not_a_session(tmp_path: Path) -> None:
 
 
 def test_expired_and_tampered_sessions_are_refused(tmp_path: Path) -> None:
-    with node(tmp_path) as n:
+    with signin_pack(tmp_path) as n:
         expired = n.session("app.example", now=time.time() - 7200)
         header, payload, signature = n.session("app.example").split(".")
         tampered = f"{header}.{payload[:-4]}AAAA.{signature}"
@@ -124,7 +85,7 @@ def test_expired_and_tampered_sessions_are_refused(tmp_path: Path) -> None:
 
 
 def test_a_revoked_session_is_refused_on_the_next_request(tmp_path: Path) -> None:
-    with node(tmp_path) as n:
+    with signin_pack(tmp_path) as n:
         token = n.session("app.example", sid="s-revoke")
         assert run(n.context, flow("app.example", "/", headers=[cookie(token)])).response is None
         n.revoke("s-revoke")
@@ -132,165 +93,141 @@ def test_a_revoked_session_is_refused_on_the_next_request(tmp_path: Path) -> Non
         assert status(made) == 401
 
 
-def test_users_and_groups_decide_who_gets_in(tmp_path: Path) -> None:
-    with node(tmp_path) as n:
-        for user, groups, expected in [
-            ("bob", (), None),
-            ("carol", ("ops",), None),
-            ("alice", ("staff",), 403),
-        ]:
-            token = n.session("ops.example", user, groups=groups)
+def test_a_signed_in_user_removed_from_a_group_is_refused_within_a_second(
+    tmp_path: Path,
+) -> None:
+    with signin_pack(tmp_path) as n:
+        token = n.session("ops.example", "carol", groups=("ops",))
+
+        def let_in() -> bool:
             made = run(n.context, flow("ops.example", "/", headers=[cookie(token), BROWSER]))
-            status = made.response.status_code if made.response else None
-            assert status == expected, user
-        denied = run(
-            n.context,
-            flow("ops.example", "/", headers=[cookie(n.session("ops.example")), BROWSER]),
-        )
-        assert denied.response is not None
-        assert b"signed in as alice" in (denied.response.content or b"")
+            return made.response is None
+
+        assert let_in()
+        n.set_user("carol", ("staff",))
+        assert until(1.5, lambda: not let_in())
+        refused = run(n.context, flow("ops.example", "/", headers=[cookie(token), BROWSER]))
+        assert status(refused) == 403
+        # Where carol is still let in, the application hears her groups as they are now.
+        on_app = n.session("app.example", "carol", groups=("ops",))
+        made = run(n.context, flow("app.example", "/", headers=[cookie(on_app)]))
+        assert made.request.headers["remote-groups"] == "staff"
+        assertion = made.request.headers["x-warren-assertion"]
+        assert jwt.decode(assertion, options={"verify_signature": False})["groups"] == ["staff"]
+        n.set_user("carol", ("ops",))  # and added back, let in again without a new sign-in
+        assert until(1.5, let_in)
 
 
-def test_a_public_resource_needs_nothing(tmp_path: Path) -> None:
-    with node(tmp_path) as n:
-        assert run(n.context, flow("public.example", "/")).response is None
+def test_a_disabled_or_deleted_users_session_is_refused(tmp_path: Path) -> None:
+    with signin_pack(tmp_path) as n:
+        alice = n.session("app.example", "alice")
+        bob = n.session("app.example", "bob")
+
+        def signed_in(token: str) -> bool:
+            made = run(n.context, flow("app.example", "/", headers=[cookie(token)]))
+            return made.response is None
+
+        assert signed_in(alice)
+        assert signed_in(bob)
+        n.set_user("alice", ("staff",), disabled=True)
+        n.remove_user("bob")
+        assert until(1.5, lambda: not signed_in(alice) and not signed_in(bob))
+        assert status(run(n.context, flow("app.example", "/", headers=[cookie(alice)]))) == 401
+        # A session for someone users.yaml never had is nobody's.
+        stranger = n.session("app.example", "mallory")
+        assert not signed_in(stranger)
 
 
-def test_the_callback_trades_a_code_for_a_host_cookie_once(tmp_path: Path) -> None:
-    with node(tmp_path) as n:
-        token = n.session("app.example")
-        grant = sessions.CodeGrant("app.example", token, "session", "/reports?q=1", False)
-        code = n.code(grant)
-        made = run(n.context, flow("app.example", f"/.warren/callback?code={code}"))
-        assert status(made) == 302
-        assert answer(made).headers["location"] == "/reports?q=1"
-        set_cookie = answer(made).headers["set-cookie"]
-        assert set_cookie.startswith(f"warren_session={token}; Path=/; Max-Age=")
-        assert "; HttpOnly; SameSite=Lax" in set_cookie
-        assert "Secure" not in set_cookie
-        assert "Domain" not in set_cookie
-        again = run(n.context, flow("app.example", f"/.warren/callback?code={code}"))
-        assert status(again) == 400
-        assert "set-cookie" not in answer(again).headers
+def test_a_disabled_user_cannot_use_basic_auth(tmp_path: Path) -> None:
+    import base64
+
+    policy = POLICY + (
+        "  api:\n    host: api.example\n    auth: {basic_auth: true}\n"
+        "    targets: [{host: 192.0.2.14, port: 8080}]\n"
+    )
+    secret = base64.b64encode(b"alice:correct horse battery").decode()
+    with signin_pack(tmp_path, policy=policy) as n:
+
+        def answered() -> int | None:
+            made = run(
+                n.context, flow("api.example", "/", headers=[("Authorization", f"Basic {secret}")])
+            )
+            return status(made)
+
+        assert answered() is None  # through to the application
+        n.set_user("alice", ("staff",), disabled=True)
+        assert until(1.5, lambda: answered() == 401)
 
 
-def test_over_https_the_cookie_is_secure_and_host_bound(tmp_path: Path) -> None:
-    with node(tmp_path) as n:
-        token = n.session("app.example")
-        code = n.code(sessions.CodeGrant("app.example", token, "session", "/", True))
-        made = run(n.context, flow("app.example", f"/.warren/callback?code={code}"))
-        assert made.response is not None
-        set_cookie = made.response.headers["set-cookie"]
-        assert set_cookie.startswith("__Host-warren_session=")
-        assert "Secure" in set_cookie
-        # Over https only the prefixed name counts: a plain one could come from a sibling host.
-        plain = run(n.context, tls_flow("app.example", "/", headers=[cookie(token), BROWSER]))
-        assert status(plain) == 302
-        bound = cookie(token, "__Host-warren_session")
-        assert run(n.context, tls_flow("app.example", "/", headers=[bound])).response is None
+SHARED = POLICY + (
+    "  shared:\n    host: shared.example\n    auth: {users: [bob], share_links: true}\n"
+    "    targets: [{host: 192.0.2.15, port: 8080}]\n"
+)
 
 
-def test_a_code_for_another_host_or_a_bad_code_is_refused(tmp_path: Path) -> None:
-    with node(tmp_path) as n:
-        token = n.session("app.example")
-        code = n.code(sessions.CodeGrant("app.example", token, "session", "/", False))
-        elsewhere = run(n.context, flow("other.example", f"/.warren/callback?code={code}"))
-        assert status(elsewhere) == 400
-        # The same code was spent by that attempt: it cannot be tried again on its own host.
-        spent = run(n.context, flow("app.example", f"/.warren/callback?code={code}"))
-        assert status(spent) == 400
-        for junk in ("", "x", "a" * 500):
-            made = run(n.context, flow("app.example", f"/.warren/callback?code={junk}"))
-            assert status(made) == 400
-        # A token for another host inside a code for this one (a forged grant) is refused too.
-        forged = n.code(sessions.CodeGrant("other.example", token, "session", "/", False))
-        made = run(n.context, flow("other.example", f"/.warren/callback?code={forged}"))
-        assert status(made) == 400
+def share_link(n: SigninPack, link_id: str, resource: str = "shared") -> str:
+    """A link's token as `warren share` mints it."""
+    return mint(
+        n.keys,
+        use="share",
+        issuer=PORTAL,
+        audience=f"share:{resource}",
+        subject=f"share:{link_id}",
+        lifetime=600,
+        claims={"jti": link_id},
+    )
 
 
-def test_an_expired_code_is_refused(tmp_path: Path, monkeypatch: object) -> None:
-    import pytest
-
-    with node(tmp_path) as n:
-        token = n.session("app.example")
-        code = n.code(sessions.CodeGrant("app.example", token, "session", "/", False))
-        later = time.time() + sessions.CODE_SECONDS + 1
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(time, "time", lambda: later)
-            made = run(n.context, flow("app.example", f"/.warren/callback?code={code}"))
-        assert status(made) == 400
-
-
-def test_sign_out_revokes_the_session_everywhere(tmp_path: Path) -> None:
-    with node(tmp_path) as n:
-        sid = "s-everywhere"
-        on_app = n.session("app.example", sid=sid)
-        on_other = n.session("other.example", sid=sid)
-        assert (
-            run(n.context, flow("other.example", "/", headers=[cookie(on_other)])).response is None
-        )
-        ask = run(n.context, flow("app.example", "/.warren/logout", headers=[BROWSER]))
-        assert status(ask) == 200
-        assert b'method="post"' in (answer(ask).content or b"")
+def test_a_share_link_is_traded_for_a_cookie_and_leaves_the_address(tmp_path: Path) -> None:
+    with signin_pack(tmp_path, policy=SHARED) as n:
+        token = share_link(n, "l-1")
         made = run(
             n.context,
-            flow("app.example", "/.warren/logout", method="POST", headers=[cookie(on_app)]),
+            flow("shared.example", f"/dash?tab=2&warren_share={token}", headers=[BROWSER]),
         )
-        assert status(made) == 303
-        assert answer(made).headers["location"].startswith(f"{PORTAL}/signed-out?rd=")
-        assert "warren_session=; Path=/; Max-Age=0" in answer(made).headers.get_all("set-cookie")[0]
-        for host, token in (("app.example", on_app), ("other.example", on_other)):
-            again = run(n.context, flow(host, "/", headers=[cookie(token)]))
-            assert status(again) == 401
-
-
-def test_reserved_paths_never_reach_the_application(tmp_path: Path) -> None:
-    with node(tmp_path) as n:
-        for path in ("/.warren/", "/.warren/other", "/.warren/callback/x"):
-            made = run(n.context, flow("public.example", path))
-            assert status(made) == 404, path
-        # The portal's host is the portal's: its /.warren/ paths go to it.
-        assert run(n.context, flow("auth.example", "/.warren/logout")).response is None
-
-
-def test_an_application_cannot_set_warren_cookies(tmp_path: Path) -> None:
-    from mitmproxy.test import tutils
-
-    with node(tmp_path) as n:
-        made = run(n.context, flow("public.example", "/"))
-        made.response = tutils.tresp()
-        made.response.headers.set_all(
-            "set-cookie",
-            ["warren_session=planted; Path=/", "__Host-warren_share=x", "app=1; Path=/"],
+        assert status(made) == 302
+        assert answer(made).headers["location"] == "/dash?tab=2"
+        assert answer(made).headers["set-cookie"].startswith(f"warren_share={token}; ")
+        by_cookie = run(
+            n.context, flow("shared.example", "/dash", headers=[cookie(token, "warren_share")])
         )
-        from mitmproxy.proxy.layers.http._hooks import HttpResponseHeadersHook
-
-        from tests.addons.support import trigger
-
-        trigger(n.context, made, HttpResponseHeadersHook)
-        respond(n.context, made)
-        assert made.response.headers.get_all("set-cookie") == ["app=1; Path=/"]
-
-
-def test_the_portal_keeps_its_own_cookies(tmp_path: Path) -> None:
-    with node(tmp_path) as n:
-        jar = ("Cookie", "warren_portal=p; warren_csrf=c; warren_session=s; other=1")
-        made = run(n.context, flow("auth.example", "/sign-in", headers=[jar]))
-        assert made.request.headers["cookie"] == "warren_portal=p; warren_csrf=c; other=1"
+        assert by_cookie.response is None
+        exchange = exchange_of(by_cookie)
+        assert exchange is not None
+        assert exchange.identity is not None
+        assert (exchange.identity.method, exchange.user) == ("share", "share:l-1")
+        # An API client uses the link as it is; the application never sees the token.
+        api = run(n.context, flow("shared.example", f"/api?warren_share={token}&x=1"))
+        assert api.response is None
+        assert api.request.path == "/api?x=1"
 
 
-def test_a_shared_cookie_domain_covers_every_host_below_it(tmp_path: Path) -> None:
-    with node(tmp_path, settings="session: {cookie_domain: .example}\n") as n:
-        token = n.session(".example")
-        code = n.code(sessions.CodeGrant("app.example", token, "session", "/", True))
-        made = run(n.context, flow("app.example", f"/.warren/callback?code={code}"))
-        set_cookie = answer(made).headers["set-cookie"]
-        assert set_cookie.startswith("__Secure-warren_session=")
-        assert "; Domain=.example" in set_cookie
-        assert "; Secure" in set_cookie
-        shared = cookie(token, "__Secure-warren_session")
-        for host in ("app.example", "other.example"):
-            assert run(n.context, tls_flow(host, "/", headers=[shared])).response is None
-        # A session for one host stays that host's, even with a shared domain configured.
-        only_app = cookie(n.session("app.example"), "__Secure-warren_session")
-        assert status(run(n.context, tls_flow("other.example", "/", headers=[only_app]))) == 401
+def test_a_revoked_or_misaddressed_share_link_is_refused(tmp_path: Path) -> None:
+    with signin_pack(tmp_path, policy=SHARED) as n:
+        revoked = share_link(n, "l-2")
+        asyncio.run(sessions.revoke_share(n.kv(), "l-2", time.time() + 600))
+        for token in (revoked, share_link(n, "l-3", resource="app"), "junk"):
+            made = run(
+                n.context, flow("shared.example", f"/?warren_share={token}", headers=[BROWSER])
+            )
+            assert status(made) == 403, token
+            assert b"share link" in (answer(made).content or b"")
+        # Where links are not allowed, one is not even read: sign in.
+        other = run(n.context, flow("app.example", f"/?warren_share={share_link(n, 'l-4', 'app')}"))
+        assert status(other) == 401
+
+
+def test_a_proved_identity_is_on_the_exchange_for_the_steps_after(tmp_path: Path) -> None:
+    with signin_pack(tmp_path) as n:
+        made = run(
+            n.context,
+            flow("app.example", "/", headers=[cookie(n.session("app.example", sid="s-x"))]),
+        )
+        exchange = exchange_of(made)
+        assert exchange is not None
+        assert exchange.identity is not None
+        assert (exchange.identity.method, exchange.identity.session_id) == ("session", "s-x")
+        assert exchange.user == "alice"  # what per-user rate limits count
+        anonymous = exchange_of(run(n.context, flow("public.example", "/")))
+        assert anonymous is not None
+        assert (anonymous.identity, anonymous.user) == (None, None)

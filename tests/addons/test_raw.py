@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from addons import raw
+from addons import failclosed
 from addons.pack import warren_addons
 from core.tunnels import Forward, encode_sites
 from demo import processes
-from tests.conftest import GatewayFactory, eventually
+from tests.support.gateway import GatewayFactory
+from tests.support.waiting import eventually
 
 warren_addons()  # registers the guarded hooks
 
@@ -25,7 +26,7 @@ class Echo:
 def echo() -> Iterator[Echo]:
     tcp, udp = processes.free_port(), processes.free_port(socket.SOCK_DGRAM)
     process = processes.start(
-        processes.python("-m", "demo.echo", "--tcp", str(tcp), "--udp", str(udp))
+        processes.python("-m", "tests.support.echo", "--tcp", str(tcp), "--udp", str(udp))
     )
     processes.wait_for_port(tcp, process)
     yield Echo(tcp, udp)
@@ -82,11 +83,19 @@ def talk(port: int, data: bytes, source: str = "127.0.0.1", half_close: bool = T
         return received
 
 
-def datagram(port: int, data: bytes) -> bytes:
+def datagram(port: int, data: bytes, tries: int = 10) -> bytes:
+    """The answer to `data`, sent again each half second as a UDP client does: a UDP listener
+    shows no sign of being bound (nothing to connect to), and mitmproxy binds it after the TCP
+    ones, so the first datagram can arrive before anyone listens."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
-        client.settimeout(5)
-        client.sendto(data, ("127.0.0.1", port))
-        return client.recvfrom(65536)[0]
+        client.settimeout(0.5)
+        for _ in range(tries):
+            client.sendto(data, ("127.0.0.1", port))
+            try:
+                return client.recvfrom(65536)[0]
+            except TimeoutError:
+                continue
+    raise TimeoutError(f"no answer on udp {port} after {tries} tries")
 
 
 def test_raw_tcp_and_udp_are_relayed_untouched(echo: Echo, start_gateway: GatewayFactory) -> None:
@@ -164,7 +173,7 @@ resources:
     eventually(lambda: talk(port, b"in") == b"echo:in")
 
 
-@pytest.mark.parametrize("hook", sorted(set(raw.HOOKS)))
+@pytest.mark.parametrize("hook", sorted(set(failclosed.CONNECTION_HOOKS)))
 def test_a_hook_that_raises_closes_the_connection(
     hook: str, echo: Echo, start_gateway: GatewayFactory
 ) -> None:
@@ -208,8 +217,57 @@ resources:
     assert talk(port, b"x", source="127.0.0.9") == b""  # unknown to the database: never let in
     logs = gateway.logs()
     assert "tcp game from 127.0.0.7 refused: denied by resources.game.rules[0]" in logs
-    # An unknown ASN counts as matching a deny on ASNs, so the first rule already turns it away.
-    assert "tcp game from 127.0.0.9 refused: denied by resources.game.rules[0]" in logs
+    # An unknown ASN is not AS64501; an unknown country is not DE, so country_not turns it away.
+    assert "tcp game from 127.0.0.9 refused: denied by resources.game.rules[1]" in logs
+
+
+def test_geo_rules_on_a_connection_without_a_known_place(
+    echo: Echo, start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    from tests.support.geoip import build
+
+    # 127.0.0.1 is DE, 127.0.0.7 FR in AS64501, 127.0.0.8 FR without an AS, 127.0.0.10 the
+    # database's own "no country" (ZZ, as DB-IP writes it); any other loopback source unknown.
+    database = build(
+        tmp_path,
+        "network,country,asn\n127.0.0.1/32,DE,64500\n127.0.0.7/32,FR,64501\n"
+        "127.0.0.8/32,FR\n127.0.0.10/32,ZZ\n",
+    )
+    game, lan = processes.free_port(), processes.free_port()
+    rules = f"""\
+version: 1
+resources:
+  game:
+    protocol: tcp
+    port: {game}
+    auth: public
+    targets: [{{host: 127.0.0.1, port: {echo.tcp}}}]
+    rules:
+      - {{action: deny, country: [KP]}}
+      - {{action: deny, asn: [64501]}}
+      - {{action: deny, country_not: [DE, XX]}}
+  lan:
+    protocol: tcp
+    port: {lan}
+    targets: [{{host: 127.0.0.1, port: {echo.tcp}}}]
+    rules: [{{action: allow, country: [XX]}}]
+"""
+    gateway = start_gateway(
+        rules, settings=f"geoip: {{country_db: {database}, asn_db: {database}}}\n"
+    )
+    processes.wait_for_port(game, gateway.process)
+    processes.wait_for_port(lan, gateway.process)
+    # Unknown country and AS: no deny names the unknown, so it gets through.
+    assert talk(game, b"x", source="127.0.0.9") == b"echo:x"
+    assert talk(game, b"x") == b"echo:x"  # DE
+    assert talk(game, b"x", source="127.0.0.7") == b""  # AS64501
+    assert talk(game, b"x", source="127.0.0.8") == b""  # FR: known, and not DE
+    assert talk(lan, b"x", source="127.0.0.9") == b"echo:x"  # XX: allowed
+    assert talk(lan, b"x", source="127.0.0.10") == b"echo:x"  # ZZ in the database reads as XX
+    assert talk(lan, b"x") == b""  # DE is known: no rule allows it
+    logs = gateway.logs()
+    assert "tcp game from 127.0.0.8 refused: denied by resources.game.rules[2]" in logs
+    assert "tcp lan from 127.0.0.1 refused: no rule allows it" in logs
 
 
 def test_connection_rate_limits_count_new_connections(
