@@ -3,6 +3,7 @@
 
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -12,9 +13,9 @@ import typer
 from core.cli import DEFAULT_CONFIG, ConfigOption, fail_with
 
 if TYPE_CHECKING:
+    from core.auth.signinstate import KeyValue
+    from core.auth.users import User, UsersFile
     from core.settings import Settings
-
-MIN_PASSWORD = 8
 
 PasswordStdin = Annotated[
     bool, typer.Option("--password-stdin", help="Read the password from standard input.")
@@ -22,7 +23,7 @@ PasswordStdin = Annotated[
 Name = Annotated[str, typer.Argument(help="The user's name (lower case, digits, . _ -).")]
 
 
-def _settings(config: Path) -> "Settings":
+def settings_of(config: Path) -> "Settings":
     from core.problems import ConfigError
     from core.settings import load_settings
 
@@ -32,7 +33,7 @@ def _settings(config: Path) -> "Settings":
         fail_with(error)
 
 
-def _fail(message: str, code: int = 1) -> NoReturn:
+def fail(message: str, code: int = 1) -> NoReturn:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
 
@@ -46,24 +47,67 @@ def _read_secret(from_stdin: bool, what: str = "Password") -> str:
 
 
 def _new_password(from_stdin: bool) -> str:
+    from core.auth.users import MIN_PASSWORD
+
     password = _read_secret(from_stdin)
     if len(password) < MIN_PASSWORD:
-        _fail(f"a password needs at least {MIN_PASSWORD} characters")
+        fail(f"a password needs at least {MIN_PASSWORD} characters")
     return password
 
 
-def _revoke_user(settings: "Settings", name: str) -> None:
-    from core.auth import sessions
-    from core.auth.kv import open_kv
+def with_state[T](
+    settings: "Settings",
+    work: "Callable[[KeyValue], Awaitable[T]]",
+    *,
+    retry: str = "run this again",
+) -> T:
+    """Run `work` on the node's shared sign-in state (SQLite in state_dir, or Redis); `retry`
+    says what to do when storage is down."""
+    from core.auth.signinstate import open_kv
+    from core.storagefailure import StorageUnavailable
 
-    async def revoke() -> None:
+    async def run() -> T:
         kv = open_kv(settings.storage, settings.state_dir)
         try:
-            await sessions.revoke_user(kv, name, settings.session.ttl.total_seconds())
+            return await work(kv)
         finally:
             await kv.close()
 
-    asyncio.run(revoke())
+    try:
+        return asyncio.run(run())
+    except StorageUnavailable as error:  # said plainly: what did not happen, and what to do
+        fail(f"{error}: the sign-in state was not changed; when storage answers, {retry}")
+
+
+def change_users(settings: "Settings", change: "Callable[[UsersFile], UsersFile]") -> None:
+    """users.yaml read, changed and replaced whole; one that cannot be written (a read-only
+    mount, a directory of another account) is said in one line and stays as it was. With shared
+    storage the new file then goes to every node (core.cluster.push), so a password changed or
+    a user deleted here is so on all of them."""
+    from core.auth.users import update
+    from core.cluster.push import catch_up_before_local_change, push_after_local_change
+
+    catch_up_before_local_change(settings)
+    try:
+        update(settings.users_file, change)
+    except OSError as error:
+        fail(
+            f"{settings.users_file}: cannot write: {error.strerror or error} (users_file must be "
+            "on a writable file system: in a container, a volume such as /var/lib/warren)"
+        )
+    push_after_local_change(settings)
+
+
+def revoke_user(settings: "Settings", name: str) -> None:
+    """End every sign-in `name` made until now, on every node sharing the storage."""
+    from core.auth import sessions
+
+    lifetime = settings.session.ttl.total_seconds()
+    with_state(
+        settings,
+        lambda kv: sessions.revoke_user(kv, name, lifetime),
+        retry=f"end the sessions signed in before now: warren sessions revoke --user {name}",
+    )
 
 
 def user_add(
@@ -78,11 +122,11 @@ def user_add(
 
     from pydantic import ValidationError
 
-    from core.auth.users import NAME, User, UsersFile, hash_secret, update
+    from core.auth.users import NAME, User, UsersFile, hash_secret
 
-    settings = _settings(config)
+    settings = settings_of(config)
     if not re.match(NAME, name):
-        _fail("a user name is lower-case letters, digits, '.', '_' and '-' (at most 63)")
+        fail("a user name is lower-case letters, digits, '.', '_' and '-' (at most 63)")
     password = _new_password(password_stdin)
     try:
         user = User(
@@ -92,14 +136,14 @@ def user_add(
         )
         UsersFile(users={name: user})  # validates the name
     except ValidationError as error:
-        _fail(error.errors()[0]["msg"].removeprefix("Value error, "))
+        fail(error.errors()[0]["msg"].removeprefix("Value error, "))
 
     def add(users: UsersFile) -> UsersFile:
         if name in users.users:
-            _fail(f"{name} already exists (use `warren user passwd` to change the password)")
+            fail(f"{name} already exists (use `warren user passwd` to change the password)")
         return users.model_copy(update={"users": {**users.users, name: user}})
 
-    update(settings.users_file, add)
+    change_users(settings, add)
     typer.echo(f"added {name} to {settings.users_file}")
 
 
@@ -107,49 +151,137 @@ def user_passwd(
     name: Name, password_stdin: PasswordStdin = False, config: ConfigOption = DEFAULT_CONFIG
 ) -> None:
     """Change a user's password; their current sign-ins end."""
-    from core.auth.users import UsersFile, hash_secret, load_users, update
+    from core.auth.users import UsersFile, hash_secret, load_users
 
-    settings = _settings(config)
+    settings = settings_of(config)
     if name not in load_users(settings.users_file).users:
-        _fail(f"no user {name} in {settings.users_file}")
+        fail(f"no user {name} in {settings.users_file}")
     hashed = hash_secret(_new_password(password_stdin))
 
     def change(users: UsersFile) -> UsersFile:
         user = users.users[name].model_copy(update={"password": hashed})
         return users.model_copy(update={"users": {**users.users, name: user}})
 
-    update(settings.users_file, change)
-    _revoke_user(settings, name)
+    change_users(settings, change)
+    revoke_user(settings, name)
     typer.echo(f"changed the password of {name}; their sessions have ended")
 
 
 def user_del(name: Name, config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Delete a user; their sign-ins end at once, on every resource."""
-    from core.auth.users import UsersFile, update
+    from core.auth.users import UsersFile
 
-    settings = _settings(config)
+    settings = settings_of(config)
 
     def delete(users: UsersFile) -> UsersFile:
         if name not in users.users:
-            _fail(f"no user {name} in {settings.users_file}")
+            fail(f"no user {name} in {settings.users_file}")
         return users.model_copy(
             update={"users": {k: v for k, v in users.users.items() if k != name}}
         )
 
-    update(settings.users_file, delete)
-    _revoke_user(settings, name)
+    change_users(settings, delete)
+    revoke_user(settings, name)
     typer.echo(f"deleted {name}; their sessions have ended")
 
 
 def user_list(config: ConfigOption = DEFAULT_CONFIG) -> None:
-    """List users, their groups and whether two-step verification is on."""
+    """List users, their groups, whether two-step verification is on, and disabled accounts."""
     from core.auth.users import load_users
 
-    settings = _settings(config)
+    settings = settings_of(config)
     for name, user in sorted(load_users(settings.users_file).users.items()):
         groups = ",".join(user.groups) or "-"
         second = "2fa" if user.totp else "-"
-        typer.echo(f"{name:20} {user.email or '-':30} {groups:20} {second}")
+        disabled = " disabled" if user.disabled else ""
+        typer.echo(f"{name:20} {user.email or '-':30} {groups:20} {second}{disabled}")
+
+
+def _change_user(settings: "Settings", name: str, change: "Callable[[User], User]") -> "User":
+    """Rewrite one user's entry under the users.yaml lock; a missing user changes nothing."""
+    from core.auth.users import UsersFile
+
+    changed: list[User] = []
+
+    def rewrite(users: UsersFile) -> UsersFile:
+        if name not in users.users:
+            fail(f"no user {name} in {settings.users_file}")
+        changed.append(change(users.users[name]))
+        return users.model_copy(update={"users": {**users.users, name: changed[0]}})
+
+    change_users(settings, rewrite)
+    return changed[0]
+
+
+def user_disable(name: Name, config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Disable a user: they cannot sign in, and their sign-ins end at once, everywhere."""
+    settings = settings_of(config)
+    _change_user(settings, name, lambda user: user.model_copy(update={"disabled": True}))
+    revoke_user(settings, name)
+    typer.echo(f"disabled {name}; their sessions have ended")
+
+
+def user_enable(name: Name, config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Let a disabled user sign in again (their old sessions stay ended)."""
+    settings = settings_of(config)
+    _change_user(settings, name, lambda user: user.model_copy(update={"disabled": False}))
+    typer.echo(f"enabled {name}; they can sign in again")
+
+
+GroupList = Annotated[str, typer.Option(help="Comma-separated groups, e.g. ops,dev.")]
+
+
+def user_groups(
+    name: Name,
+    groups: Annotated[
+        str | None,
+        typer.Argument(help="Comma-separated: the user's groups from now on ('' for none)."),
+    ] = None,
+    add: GroupList = "",
+    remove: GroupList = "",
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Set a user's groups (`alice ops,dev`), or --add / --remove some; without either, print
+    them. Gateways decide on the new groups within a second; sessions stay signed in."""
+    from core.auth.users import load_users
+
+    settings = settings_of(config)
+    if groups is not None and (add or remove):
+        fail("give the groups, or --add/--remove, not both", 2)
+    if groups is None and not add and not remove:
+        user = load_users(settings.users_file).users.get(name)
+        if user is None:
+            fail(f"no user {name} in {settings.users_file}")
+        typer.echo(",".join(user.groups))
+        return
+
+    def regroup(user: "User") -> "User":
+        current = list(user.groups) if groups is None else []
+        missing = [group for group in _group_list(remove) if group not in current]
+        if missing:
+            fail(f"{name} is not in {', '.join(missing)}; nothing was changed")
+        dropped = _group_list(remove)
+        wanted = [g for g in [*current, *_group_list(groups or add)] if g not in dropped]
+        return _validated(user, groups=tuple(dict.fromkeys(wanted)))
+
+    changed = _change_user(settings, name, regroup)
+    typer.echo(f"{name} is now in: {','.join(changed.groups) or '(no group)'}")
+
+
+def _group_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _validated(user: "User", **changes: object) -> "User":
+    """A changed copy, checked as users.yaml would be (model_copy alone checks nothing)."""
+    from pydantic import ValidationError
+
+    from core.auth.users import User
+
+    try:
+        return User.model_validate({**user.model_dump(), **changes})
+    except ValidationError as error:
+        fail(error.errors()[0]["msg"].removeprefix("Value error, "))
 
 
 def user_2fa(
@@ -163,11 +295,11 @@ def user_2fa(
     """Enrol a user in TOTP two-step verification: prints the otpauth URI and a QR code."""
     import pyotp
 
-    from core.auth.users import UsersFile, load_users, update
+    from core.auth.users import UsersFile, load_users
 
-    settings = _settings(config)
+    settings = settings_of(config)
     if name not in load_users(settings.users_file).users:
-        _fail(f"no user {name} in {settings.users_file}")
+        fail(f"no user {name} in {settings.users_file}")
     secret: str | None = None
     if not disable:
         secret = pyotp.random_base32(32)
@@ -179,13 +311,13 @@ def user_2fa(
         if confirm:
             code = typer.prompt("Code the app shows now").strip().replace(" ", "")
             if not pyotp.TOTP(secret).verify(code, valid_window=1):
-                _fail("that code does not match; nothing was changed. Run the command again.")
+                fail("that code does not match; nothing was changed. Run the command again.")
 
     def change(users: UsersFile) -> UsersFile:
         user = users.users[name].model_copy(update={"totp": secret})
         return users.model_copy(update={"users": {**users.users, name: user}})
 
-    update(settings.users_file, change)
+    change_users(settings, change)
     typer.echo(f"two-step verification {'off' if disable else 'on'} for {name}")
 
 
@@ -219,19 +351,20 @@ def share(
 ) -> None:
     """Make a share link to a resource (`warren share grafana --expires 24h`), or end one
     (`warren share revoke ID`). The resource must say `auth: {share_links: true}`."""
-    settings = _settings(config)
+    settings = settings_of(config)
     if len(words) == 2 and words[0] == "revoke":
         _revoke_share(settings, words[1])
     elif len(words) == 1:
         _make_share(settings, words[0], expires, host, path)
     else:
-        _fail("usage: warren share RESOURCE [--expires 24h] | warren share revoke LINK-ID", 2)
+        fail("usage: warren share RESOURCE [--expires 24h] | warren share revoke LINK-ID", 2)
 
 
 def _make_share(settings: "Settings", name: str, expires: str, host: str | None, path: str) -> None:
+    import time
     from urllib.parse import quote, urlsplit
 
-    from core.auth.keys import KeyRing
+    from core.auth.signing import KeyRing
     from core.auth.tokens import issuer_for, mint, new_id
     from core.fields import parse_duration
     from core.policy.check import node_capabilities
@@ -242,23 +375,24 @@ def _make_share(settings: "Settings", name: str, expires: str, host: str | None,
         lifetime = parse_duration(expires)
         policy = load_policy(settings.policy_file, node_capabilities(settings))
     except ValueError as error:
-        _fail(str(error))
+        fail(str(error))
     except ConfigError as error:
         fail_with(error)
     resource = policy.resources.get(name)
     if resource is None or resource.model.protocol != "http":
-        _fail(f"no http resource named {name} in {settings.policy_file}")
+        fail(f"no http resource named {name} in {settings.policy_file}")
     if resource.auth is None or not resource.auth.share_links:
-        _fail(f"{name} does not allow share links; add `share_links: true` under its auth")
+        fail(f"{name} does not allow share links; add `share_links: true` under its auth")
     hosts = [h for h in resource.model.host or () if not h.startswith("*.")]
     chosen = host or (hosts[0] if hosts else None)
     if chosen is None or policy.resource_for(chosen) is not resource:
-        _fail(f"pass --host with a name {name} serves")
+        fail(f"pass --host with a name {name} serves")
     if not path.startswith("/"):
-        _fail("--path starts with /")
+        fail("--path starts with /")
     link_id = new_id()
     keys = KeyRing(settings.state_dir / "keys")
     keys.ensure()
+    now = time.time()
     token = mint(
         keys,
         use="share",
@@ -267,47 +401,62 @@ def _make_share(settings: "Settings", name: str, expires: str, host: str | None,
         subject=f"share:{link_id}",
         lifetime=lifetime.total_seconds(),
         claims={"jti": link_id},
+        now=now,
     )
     base = urlsplit(settings.public_url or f"http://x:{settings.listen.port}")
     port = f":{base.port}" if base.port else ""
     separator = "&" if "?" in path else "?"
+    # stdout, one fact a line for scripts: the URL, `id ID`, `expires TIME` (UTC, ISO 8601).
     typer.echo(f"{base.scheme}://{chosen}{port}{path}{separator}warren_share={quote(token)}")
+    typer.echo(f"id {link_id}")
+    typer.echo(f"expires {utc_text(int(now) + int(lifetime.total_seconds()))}")
     typer.echo(
         f"link id {link_id}; expires in {expires}; end it with: warren share revoke {link_id}",
         err=True,
     )
 
 
+def utc_text(moment: float) -> str:
+    """A Unix time as admins read it and scripts parse it: ISO 8601, UTC, to the second."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(int(moment), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _revoke_share(settings: "Settings", link_id: str) -> None:
     import time
 
     from core.auth import sessions
-    from core.auth.kv import open_kv
 
-    async def revoke() -> None:
-        kv = open_kv(settings.storage, settings.state_dir)
-        try:
-            # Links live at most a year; the revocation outlives any of them.
-            await sessions.revoke_share(
-                kv, link_id, time.time() + timedelta(days=366).total_seconds()
-            )
-        finally:
-            await kv.close()
-
-    asyncio.run(revoke())
+    # Links live at most a year; the revocation outlives any of them.
+    until = time.time() + timedelta(days=366).total_seconds()
+    with_state(settings, lambda kv: sessions.revoke_share(kv, link_id, until))
     typer.echo(f"share link {link_id} revoked")
 
 
 def keys_rotate(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Start signing with a new key. Older keys keep verifying until every token they signed has
-    expired (session.ttl), then a later rotation deletes them. Copy state_dir/keys to every node
-    that shares sessions."""
-    from core.auth.keys import KeyRing
+    expired (session.ttl), then a later rotation deletes them. With shared storage the new
+    key's public half is published first, so every node trusts it from its first token."""
+    from core.auth.signing import KeyRing, SigningKey
+    from core.cluster.keys import announce_new_key
+    from core.storage import is_shared
 
-    settings = _settings(config)
+    settings = settings_of(config)
     keys = KeyRing(settings.state_dir / "keys")
     keep = settings.session.ttl.total_seconds() + 300
-    new, pruned = keys.rotate(keep_for=keep)
+    problems: list[str] = []
+
+    def announce(key: SigningKey) -> None:
+        problem = announce_new_key(settings, keys, key)
+        if problem is not None:
+            problems.append(problem)
+
+    new, pruned = keys.rotate(
+        keep_for=keep, before_use=announce if is_shared(settings.storage) else None
+    )
+    for problem in problems:
+        typer.secho(f"warning: {problem}", err=True, fg=typer.colors.YELLOW)
     typer.echo(f"signing with {new.kid}")
     for kid in pruned:
         typer.echo(f"deleted {kid} (retired longer than the longest session)")
@@ -315,9 +464,9 @@ def keys_rotate(config: ConfigOption = DEFAULT_CONFIG) -> None:
 
 def keys_list(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """List the keys; the last one signs."""
-    from core.auth.keys import KeyRing
+    from core.auth.signing import KeyRing
 
-    settings = _settings(config)
+    settings = settings_of(config)
     for kid in KeyRing(settings.state_dir / "keys").kids():
         typer.echo(kid)
 
@@ -327,11 +476,12 @@ def hash_secret(
     password_stdin: PasswordStdin = False,
 ) -> None:
     """Hash a resource password or PIN for policy.yaml (password_hash / pin_hash)."""
+    from core.auth.users import MIN_PASSWORD
     from core.auth.users import hash_secret as argon2id
 
     secret = _read_secret(password_stdin, "PIN" if pin else "Password")
     if pin and not (secret.isdigit() and 4 <= len(secret) <= 12):
-        _fail("a PIN is 4 to 12 digits")
+        fail("a PIN is 4 to 12 digits")
     if not pin and len(secret) < MIN_PASSWORD:
-        _fail(f"a password needs at least {MIN_PASSWORD} characters")
+        fail(f"a password needs at least {MIN_PASSWORD} characters")
     typer.echo(argon2id(secret))

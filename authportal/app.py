@@ -1,18 +1,21 @@
 """`warren portal`: the aiohttp application and its server."""
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
+from authportal.errors import storage_down
 from authportal.state import PORTAL, Portal
 from authportal.views import routes
+from core import control
+from core.notify import notify_ready
+from core.reloading import Reloading
 from core.settings import Settings, load_settings
-from core.watch import watch_file
 
 log = logging.getLogger("warren.portal")
 
@@ -47,7 +50,8 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
 
 
 def make_app(portal: Portal) -> web.Application:
-    app = web.Application(middlewares=[security_headers], client_max_size=64 * 1024)
+    # security_headers outermost: the 503 of storage_down gets the same headers as every page.
+    app = web.Application(middlewares=[security_headers, storage_down], client_max_size=64 * 1024)
     app[PORTAL] = portal
     app.add_routes(routes)
     app.cleanup_ctx.append(_background)
@@ -56,15 +60,26 @@ def make_app(portal: Portal) -> web.Application:
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
     portal = app[PORTAL]
-    interval = portal.settings.reload_poll.total_seconds()
-    watcher = asyncio.create_task(
-        watch_file(portal.policy.path, interval, lambda: portal.policy.reload_async(force=False))
+
+    async def status() -> dict[str, Any]:
+        return _status(portal)
+
+    await portal.services.start()  # other nodes' keys: their sessions and JWKS
+    # The portal reads policy.yaml for the hosts it may send a signed-in browser back to.
+    reloading = await Reloading.start(
+        files=[portal.policy.path],
+        interval=portal.settings.reload_poll.total_seconds(),
+        reload=portal.policy.reload_async,
+        control_path=control.portal_socket(portal.settings.state_dir),
+        commands={"status": status},
     )
     yield
-    watcher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watcher
-    await portal.kv.close()
+    reloading.close()
+    await portal.services.close()
+
+
+def _status(portal: Portal) -> dict[str, Any]:
+    return {"ok": True, **portal.policy.status()}
 
 
 async def _serve(settings: Settings) -> int:
@@ -74,11 +89,13 @@ async def _serve(settings: Settings) -> int:
     listen = settings.portal.listen
     site = web.TCPSite(runner, listen.host, listen.port)
     await site.start()
-    log.info("Warren portal for %s listening on %s", portal.origin, listen)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    log.info("Warren portal for %s listening on %s", portal.origin, listen)
+    # Only now: whoever was told it is ready may stop it at once, and must find it stoppable.
+    notify_ready(f"listening on {listen}")
     await stop.wait()
     await runner.cleanup()
     return 0

@@ -1,5 +1,6 @@
-"""The portal's sub-commands: `warren portal`, `warren user ...`, `warren share`, `warren keys`,
-`warren hash`. Kept light: heavy imports happen inside each command."""
+"""The portal's sub-commands: `warren portal`, `warren user ...`, `warren sessions ...`,
+`warren share`, `warren keys`, `warren hash`. Kept light: heavy imports happen inside each
+command."""
 
 from pathlib import Path
 
@@ -9,13 +10,17 @@ from core.cli import DEFAULT_CONFIG, ConfigOption, fail_with
 
 users_app = typer.Typer(help="Manage the portal's users (users.yaml).", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage the signing keys in state_dir/keys.", no_args_is_help=True)
+sessions_app = typer.Typer(
+    help="Active sign-ins in the shared state; end them everywhere.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
-    from authportal import admin
+    from authportal import admin, signins
 
     app.command(rich_help_panel="Run")(portal)
     app.add_typer(users_app, name="user", rich_help_panel="Sign-in")
+    app.add_typer(sessions_app, name="sessions", rich_help_panel="Sign-in")
     app.add_typer(keys_app, name="keys", rich_help_panel="Sign-in")
     app.command(rich_help_panel="Sign-in")(admin.share)
     app.command(name="hash", rich_help_panel="Sign-in")(admin.hash_secret)
@@ -24,6 +29,11 @@ def register(app: typer.Typer) -> None:
     users_app.command("del")(admin.user_del)
     users_app.command("2fa")(admin.user_2fa)
     users_app.command("list")(admin.user_list)
+    users_app.command("groups")(admin.user_groups)
+    users_app.command("disable")(admin.user_disable)
+    users_app.command("enable")(admin.user_enable)
+    sessions_app.command("list")(signins.sessions_list)
+    sessions_app.command("revoke")(signins.sessions_revoke)
     keys_app.command("rotate")(admin.keys_rotate)
     keys_app.command("list")(admin.keys_list)
 

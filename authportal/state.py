@@ -1,8 +1,6 @@
 """What the portal knows: settings, keys, shared state, users, the policy (for redirect targets)."""
 
-import hmac
 import logging
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -10,21 +8,21 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
-from core.auth import cookies, sessions
+from core.auth import cookies, csrf, sessions
 from core.auth.identity import Identity
-from core.auth.keys import KeyRing
-from core.auth.kv import KeyValue, open_kv
-from core.auth.redirects import Target, safe_target
-from core.auth.regulation import Regulation, parse_tiers
+from core.auth.redirects import RedirectTarget, safe_target
+from core.auth.regulation import Regulation
+from core.auth.services import SignInServices
+from core.auth.signing import KeyRing
+from core.auth.signinstate import KeyValue
 from core.auth.tokens import TokenError, Use, mint, new_id, verify
-from core.auth.users import User, UsersSource
+from core.auth.users import User, UsersSource, active_user
 from core.auth.verifier import audiences, identity_of
 from core.clientip import ForwardingError, ProxyTrust, peer_address
 from core.ipsets import IPAddress
 from core.policy.check import node_capabilities
+from core.policy.store import PolicyStore
 from core.settings import Settings
-from core.storage import open_storage
-from core.store import PolicyStore
 
 log = logging.getLogger("warren.portal")
 
@@ -37,10 +35,7 @@ class Portal:
     origin: str  # public_url, e.g. https://auth.example.com
     host: str
     https: bool
-    keys: KeyRing
-    kv: KeyValue
-    users: UsersSource
-    regulation: Regulation
+    services: SignInServices  # what the gateway signs in with too (core.auth.services)
     policy: PolicyStore
     trust: ProxyTrust
     ports: frozenset[int]
@@ -50,8 +45,6 @@ class Portal:
         if settings.public_url is None:
             raise ValueError("the portal needs public_url in warren.yaml (where it is reached)")
         parts = urlsplit(settings.public_url)
-        keys = KeyRing(settings.state_dir / "keys")
-        keys.ensure()
         ports = {settings.listen.port}
         if parts.port is not None:
             ports.add(parts.port)
@@ -60,18 +53,27 @@ class Portal:
             origin=settings.public_url,
             host=parts.hostname or "",
             https=parts.scheme == "https",
-            keys=keys,
-            kv=open_kv(settings.storage, settings.state_dir),
-            users=UsersSource(settings.users_file),
-            regulation=Regulation(
-                open_storage(settings.storage),
-                parse_tiers(settings.regulation.per_user),
-                parse_tiers(settings.regulation.per_ip),
-            ),
+            services=SignInServices.open(settings, users_on_every_use=True),
             policy=PolicyStore(settings.policy_file, node_capabilities(settings)),
-            trust=ProxyTrust(settings.portal.trusted_proxies, cloudflare=False),
+            trust=ProxyTrust(settings.portal.trusted_proxies),
             ports=frozenset(ports),
         )
+
+    @property
+    def keys(self) -> KeyRing:
+        return self.services.keys
+
+    @property
+    def kv(self) -> KeyValue:
+        return self.services.kv
+
+    @property
+    def users(self) -> UsersSource:
+        return self.services.users
+
+    @property
+    def regulation(self) -> Regulation:
+        return self.services.regulation
 
     @property
     def session_seconds(self) -> float:
@@ -105,7 +107,7 @@ class Portal:
         except ForwardingError:
             return peer
 
-    def target(self, rd: str | None) -> Target | None:
+    def target(self, rd: str | None) -> RedirectTarget | None:
         if not rd:
             return None
         return safe_target(rd, self.policy.current, self.ports, https_only=self.https)
@@ -124,7 +126,7 @@ class Portal:
         if claims is None:
             return None
         identity = identity_of("session", claims)
-        user = self.users.current().users.get(identity.subject)
+        user = active_user(self.users.current(), identity.subject)
         if user is None or await sessions.revoked(
             self.kv, identity.session_id, identity.subject, identity.issued_at
         ):
@@ -134,35 +136,42 @@ class Portal:
     def csrf(self, request: web.Request) -> tuple[str, bool]:
         """The form token, and whether it is new (and so must be set as a cookie)."""
         existing = request.cookies.get(self.cookie(cookies.CSRF))
-        if existing and 20 <= len(existing) <= 100:
+        if existing is not None and csrf.usable(existing):
             return existing, False
-        return secrets.token_urlsafe(32), True
+        return csrf.new_token(), True
 
     def csrf_ok(self, request: web.Request, submitted: str) -> bool:
-        origin = request.headers.get("Origin")
-        expected = request.cookies.get(self.cookie(cookies.CSRF), "")
-        if origin is not None and origin != self.origin:
-            why = f"from origin {origin[:100]!r}"
-        elif request.headers.get("Sec-Fetch-Site") == "cross-site":
-            why = "a cross-site request"
-        elif not expected:
-            why = "no CSRF cookie"
-        elif not hmac.compare_digest(expected.encode(), submitted.encode()):
-            why = "the CSRF token does not match"
-        else:
+        why = csrf.refusal(
+            origin=request.headers.get("Origin"),
+            expected_origin=self.origin,
+            fetch_site=request.headers.get("Sec-Fetch-Site"),
+            cookie=request.cookies.get(self.cookie(cookies.CSRF)),
+            submitted=submitted,
+        )
+        if why is None:
             return True
         log.info("form %s refused: %s", request.path, why)
         return False
 
-    async def code_for(self, target: Target, use: str, token: str) -> str:
+    async def code_for(self, target: RedirectTarget, use: str, token: str) -> str:
         grant = sessions.CodeGrant(target.host, token, use, target.path, target.secure)
         code = await sessions.issue_code(self.kv, grant)
         return f"{target.scheme}://{target.authority}/.warren/callback?code={quote(code)}"
 
-    def portal_session(self, name: str, user: User, amr: list[str]) -> tuple[str, "SignedIn"]:
-        """The portal's own cookie for a fresh sign-in, and who it stands for."""
+    async def portal_session(
+        self, name: str, user: User, amr: list[str], address: IPAddress
+    ) -> tuple[str, "SignedIn"]:
+        """The portal's own cookie for a fresh sign-in, and who it stands for; the sign-in is
+        recorded in the shared state first, so `warren sessions` sees it."""
         now = time.time()
-        claims: dict[str, Any] = {"sid": new_id(), "amr": amr, "auth_time": now}
+        sid = new_id()
+        claims: dict[str, Any] = {"sid": sid, "amr": amr, "auth_time": now}
+        await sessions.record_sign_in(
+            self.kv,
+            sessions.SignInRecord(
+                sid, name, now, int(now) + int(self.session_seconds), tuple(amr), str(address)
+            ),
+        )
         token = mint(
             self.keys,
             use="portal",
@@ -176,7 +185,7 @@ class Portal:
         claims.update(sub=name, iat=int(now), exp=int(now) + int(self.session_seconds))
         return token, SignedIn(identity_of("session", claims), user, claims)
 
-    def resource_session(self, who: "SignedIn", target: Target) -> str:
+    def resource_session(self, who: "SignedIn", target: RedirectTarget) -> str:
         """A session for one resource host (or the shared cookie domain): the same sign-in (its
         id, so signing out ends both), ending with the portal's, with the user's current
         e-mail and groups."""

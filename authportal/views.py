@@ -13,10 +13,10 @@ from aiohttp import web
 from authportal.state import PENDING_SECONDS, PORTAL, Portal, SignedIn
 from core.auth import cookies, pages, sessions
 from core.auth.identity import listed
-from core.auth.redirects import Target
+from core.auth.redirects import RedirectTarget
 from core.auth.regulation import Lockout
 from core.auth.tokens import fingerprint, mint
-from core.auth.users import authenticate, check_secret
+from core.auth.users import active_user, authenticate, check_secret
 
 log = logging.getLogger("warren.portal")
 routes = web.RouteTableDef()
@@ -52,7 +52,7 @@ def _with_csrf(request: web.Request, render: Render, status: int = 200) -> web.R
 
 def _sign_in_page(
     request: web.Request,
-    target: Target | None,
+    target: RedirectTarget | None,
     rd: str | None,
     *,
     error: str | None = None,
@@ -91,7 +91,7 @@ def _bad_destination() -> web.Response:
     )
 
 
-async def _land(portal: Portal, who: SignedIn, target: Target | None) -> web.Response:
+async def _land(portal: Portal, who: SignedIn, target: RedirectTarget | None) -> web.Response:
     """Signed in: on to the resource through its callback, or to the portal's own page."""
     if target is None:
         raise web.HTTPSeeOther("/")
@@ -128,7 +128,7 @@ async def sign_in(request: web.Request) -> web.Response:
         return _sign_in_page(
             request, target, rd, error="The form expired. Please try again.", status=403
         )
-    address = str(portal.client_ip(request))
+    address = portal.client_ip(request)
     lockout = await portal.regulation.locked(address, username)
     if lockout is not None:
         log.warning("sign-in for %r from %s refused: locked out (%s)", username, address, lockout)
@@ -158,13 +158,18 @@ async def sign_in(request: web.Request) -> web.Response:
 
 
 async def _complete(
-    request: web.Request, portal: Portal, username: str, amr: list[str], target: Target | None
+    request: web.Request,
+    portal: Portal,
+    username: str,
+    amr: list[str],
+    target: RedirectTarget | None,
 ) -> web.Response:
-    user = portal.users.current().users.get(username)
-    if user is None:  # deleted between the password and the code
+    user = active_user(portal.users.current(), username)
+    if user is None:  # deleted or disabled between the password and the code
         raise web.HTTPSeeOther("/sign-in")
-    token, who = portal.portal_session(username, user, amr)
-    log.info("%s signed in from %s (%s)", username, portal.client_ip(request), "+".join(amr))
+    address = portal.client_ip(request)
+    token, who = await portal.portal_session(username, user, amr, address)
+    log.info("%s signed in from %s (%s)", username, address, "+".join(amr))
     try:
         return await _land(portal, who, target)
     except web.HTTPSeeOther as response:
@@ -206,12 +211,12 @@ async def second_factor(request: web.Request) -> web.Response:
 
     if not portal.csrf_ok(request, str(form.get("csrf", ""))):
         return again("The form expired. Please try again.", 403)
-    address = str(portal.client_ip(request))
+    address = portal.client_ip(request)
     lockout = await portal.regulation.locked(address, username)
     if lockout is not None:
         return again(_locked_message(lockout), 429)
     code = str(form.get("code", "")).strip().replace(" ", "")
-    user = portal.users.current().users.get(username)
+    user = active_user(portal.users.current(), username)
     good = (
         user is not None
         and user.totp is not None
@@ -241,7 +246,7 @@ async def resource_secret(request: web.Request) -> web.Response:
         return _sign_in_page(
             request, target, rd, entry_error="The form expired. Please try again.", status=403
         )
-    address = str(portal.client_ip(request))
+    address = portal.client_ip(request)
     name = f"resource:{target.resource.name}"
     lockout = await portal.regulation.locked(address, name)
     if lockout is not None:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pyotp
 import pytest
 
-from tests.authportal.conftest import PASSWORD, NodeFactory
-from tests.conftest import ARTIFACTS, in_ci
+from tests.support.ci import ARTIFACTS, in_ci
+from tests.support.loopback_node import PASSWORD, LoopbackNodeFactory
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -48,7 +48,7 @@ def shot(page: Page, name: str) -> None:
 
 
 def test_sign_in_with_password_and_totp_then_sign_out(
-    chromium: Browser, start_node: NodeFactory
+    chromium: Browser, start_node: LoopbackNodeFactory
 ) -> None:
     node = start_node()
     secret = pyotp.random_base32(32)
@@ -130,7 +130,7 @@ _CONTRAST = """() => {
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_the_sign_in_page_is_accessible(
-    chromium: Browser, start_node: NodeFactory, scheme: str
+    chromium: Browser, start_node: LoopbackNodeFactory, scheme: str
 ) -> None:
     node = start_node()
     context = chromium.new_context(color_scheme=scheme)  # type: ignore[arg-type]

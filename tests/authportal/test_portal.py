@@ -1,6 +1,10 @@
 """The portal and the gateway as separate processes, driven over HTTP like a browser would."""
 
+import html
+import re
+import time
 import uuid
+from collections.abc import Callable
 from urllib.parse import quote
 
 import httpx
@@ -8,14 +12,14 @@ import jwt
 import pyotp
 import pytest
 
-from tests.authportal.conftest import PASSWORD, Node, NodeFactory, form_value
-from tests.conftest import Backend
-from tests.support.browser import Browser
+from tests.support.backend import Backend
+from tests.support.browser import Browser, form_value
+from tests.support.loopback_node import PASSWORD, LoopbackNode, LoopbackNodeFactory
 
 
 def sign_in(
     browser: Browser,
-    node: Node,
+    node: LoopbackNode,
     page: httpx.Response,
     url: str,
     user: str,
@@ -34,13 +38,38 @@ def sign_in(
     )
 
 
+def sign_out(browser: Browser, node: LoopbackNode, host: str) -> tuple[httpx.Response, str]:
+    """Through the gateway's sign-out page: its form, with the token the page carries."""
+    ask, _ = browser.go(node.url(host, "/.warren/logout"))
+    assert 'method="post"' in ask.text
+    action = re.search(r'<form method="post" action="([^"]+)"', ask.text)
+    assert action is not None
+    form = node.url(host, html.unescape(action.group(1)))
+    return browser.go(form, "POST", origin=f"http://{host}:{node.port}")
+
+
+def signed_in_on(browser: Browser, node: LoopbackNode, host: str) -> bool:
+    answer = browser.request("GET", node.url(host, "/"))
+    return answer.status_code == 200
+
+
+def until(deadline_seconds: float, check: Callable[[], bool]) -> bool:
+    """Whether `check` comes true before the deadline (polled: how soon is not the question)."""
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
 def headers_seen(backend: Backend, tag: str) -> dict[str, str]:
     (seen,) = backend.received(tag)
     return {name.lower(): value for name, value in seen["headers"]}
 
 
 def test_sign_in_lands_on_the_page_asked_for_with_identity_headers(
-    start_node: NodeFactory, backend: Backend
+    start_node: LoopbackNodeFactory, backend: Backend
 ) -> None:
     node = start_node()
     node.add_user("alice", groups=("ops",))
@@ -73,7 +102,9 @@ def test_sign_in_lands_on_the_page_asked_for_with_identity_headers(
     assert "warren_portal" in browser.cookies("auth.localhost")
 
 
-def test_one_sign_in_covers_every_resource(start_node: NodeFactory, backend: Backend) -> None:
+def test_one_sign_in_covers_every_resource(
+    start_node: LoopbackNodeFactory, backend: Backend
+) -> None:
     node = start_node()
     node.add_user("alice")
     browser = node.browser()
@@ -87,7 +118,9 @@ def test_one_sign_in_covers_every_resource(start_node: NodeFactory, backend: Bac
     assert headers_seen(backend, tag)["remote-user"] == "alice"
 
 
-def test_a_signed_in_user_outside_the_resources_groups_gets_403(start_node: NodeFactory) -> None:
+def test_a_signed_in_user_outside_the_resources_groups_gets_403(
+    start_node: LoopbackNodeFactory,
+) -> None:
     node = start_node()
     node.add_user("alice", groups=("staff",))
     browser = node.browser()
@@ -97,7 +130,7 @@ def test_a_signed_in_user_outside_the_resources_groups_gets_403(start_node: Node
     assert "signed in as alice" in denied.text
 
 
-def test_two_step_verification(start_node: NodeFactory, backend: Backend) -> None:
+def test_two_step_verification(start_node: LoopbackNodeFactory, backend: Backend) -> None:
     node = start_node()
     secret = pyotp.random_base32(32)
     node.add_user("carol", totp=secret)
@@ -132,7 +165,9 @@ def test_two_step_verification(start_node: NodeFactory, backend: Backend) -> Non
     assert replay.status_code == 401
 
 
-def test_unknown_user_and_wrong_password_get_the_same_answer(start_node: NodeFactory) -> None:
+def test_unknown_user_and_wrong_password_get_the_same_answer(
+    start_node: LoopbackNodeFactory,
+) -> None:
     node = start_node()
     node.add_user("alice")
     answers = []
@@ -150,7 +185,7 @@ def without_csrf(page: str) -> str:
     return "".join(line for line in page.splitlines() if "csrf" not in line)
 
 
-def test_failed_sign_ins_lock_the_name_out(start_node: NodeFactory) -> None:
+def test_failed_sign_ins_lock_the_name_out(start_node: LoopbackNodeFactory) -> None:
     node = start_node(settings="regulation: {per_user: [3/minute, 5/hour], per_ip: [50/minute]}\n")
     node.add_user("alice")
     browser = node.browser()
@@ -164,7 +199,7 @@ def test_failed_sign_ins_lock_the_name_out(start_node: NodeFactory) -> None:
     assert "warren_portal" not in browser.cookies("auth.localhost")
 
 
-def test_forms_need_their_csrf_token(start_node: NodeFactory) -> None:
+def test_forms_need_their_csrf_token(start_node: LoopbackNodeFactory) -> None:
     node = start_node()
     node.add_user("alice")
     browser = node.browser()
@@ -185,16 +220,16 @@ def test_forms_need_their_csrf_token(start_node: NodeFactory) -> None:
     assert "warren_portal" not in browser.cookies("auth.localhost")
 
 
-def test_sign_out_on_a_resource_ends_the_session_everywhere(start_node: NodeFactory) -> None:
+def test_sign_out_on_a_resource_ends_the_session_everywhere(
+    start_node: LoopbackNodeFactory,
+) -> None:
     node = start_node()
     node.add_user("alice")
     browser = node.browser()
     page, at = browser.go(node.url("app.localhost", "/"))
     sign_in(browser, node, page, at, "alice")
     assert browser.go(node.url("wiki.localhost", "/"))[0].status_code == 200
-    ask, _ = browser.go(node.url("app.localhost", "/.warren/logout"))
-    assert 'method="post"' in ask.text
-    done, at = browser.go(node.url("app.localhost", "/.warren/logout"), "POST")
+    done, at = sign_out(browser, node, "app.localhost")
     assert at.startswith(f"{node.portal}/signed-out")
     assert "You are signed out" in done.text
     assert browser.cookies("app.localhost") == {}
@@ -204,7 +239,7 @@ def test_sign_out_on_a_resource_ends_the_session_everywhere(start_node: NodeFact
     assert at.startswith(f"{node.portal}/sign-in?rd=")
 
 
-def test_sign_out_at_the_portal(start_node: NodeFactory) -> None:
+def test_sign_out_at_the_portal(start_node: LoopbackNodeFactory) -> None:
     node = start_node()
     node.add_user("alice")
     browser = node.browser()
@@ -223,7 +258,7 @@ def test_sign_out_at_the_portal(start_node: NodeFactory) -> None:
     assert at.startswith(f"{node.portal}/sign-in?rd=")
 
 
-def test_api_clients_get_401_not_a_redirect(start_node: NodeFactory) -> None:
+def test_api_clients_get_401_not_a_redirect(start_node: LoopbackNodeFactory) -> None:
     node = start_node()
     answer = httpx.get(
         f"http://127.0.0.1:{node.port}/api",
@@ -233,7 +268,7 @@ def test_api_clients_get_401_not_a_redirect(start_node: NodeFactory) -> None:
     assert answer.json()["status"] == 401
 
 
-def test_deleting_a_user_ends_their_sessions(start_node: NodeFactory) -> None:
+def test_deleting_a_user_ends_their_sessions(start_node: LoopbackNodeFactory) -> None:
     node = start_node()
     node.add_user("alice")
     browser = node.browser()
@@ -245,7 +280,7 @@ def test_deleting_a_user_ends_their_sessions(start_node: NodeFactory) -> None:
     assert at.startswith(f"{node.portal}/sign-in?rd=")
 
 
-def test_key_rotation_keeps_sessions_and_signs_new_ones(start_node: NodeFactory) -> None:
+def test_key_rotation_keeps_sessions_and_signs_new_ones(start_node: LoopbackNodeFactory) -> None:
     node = start_node()
     node.add_user("alice")
     early = node.browser()
@@ -270,14 +305,16 @@ def test_key_rotation_keeps_sessions_and_signs_new_ones(start_node: NodeFactory)
 @pytest.mark.parametrize(
     "rd", ["https://evil.example/", "//evil.example", "/relative", "javascript:alert(1)"]
 )
-def test_the_portal_refuses_foreign_destinations(start_node: NodeFactory, rd: str) -> None:
+def test_the_portal_refuses_foreign_destinations(start_node: LoopbackNodeFactory, rd: str) -> None:
     node = start_node()
     answer = node.browser().request("GET", f"{node.portal}/sign-in?rd={quote(rd, safe='')}")
     assert answer.status_code == 400
     assert "location" not in answer.headers
 
 
-def test_no_line_of_the_open_redirect_corpus_leads_anywhere(start_node: NodeFactory) -> None:
+def test_no_line_of_the_open_redirect_corpus_leads_anywhere(
+    start_node: LoopbackNodeFactory,
+) -> None:
     """Signed in, the portal redirects at once to a good destination: the most tempting place
     for an open redirect. Every corpus line is refused (a resource on the corpus's allowed
     domain, www.whitelisteddomain.tld, is configured)."""
@@ -302,3 +339,129 @@ def test_no_line_of_the_open_redirect_corpus_leads_anywhere(start_node: NodeFact
         if answer.status_code != 400 or "location" in answer.headers:
             followed.append((line, answer.status_code, answer.headers.get("location")))
     assert followed == []
+
+
+def test_a_sign_out_without_the_forms_token_changes_nothing(
+    start_node: LoopbackNodeFactory,
+) -> None:
+    """What a sibling subdomain's page could make the browser send: the cookies ride along
+    (same-site), the token the sign-out page carries does not."""
+    node = start_node()
+    node.add_user("alice")
+    browser = node.browser()
+    page, at = browser.go(node.url("app.localhost", "/"))
+    sign_in(browser, node, page, at, "alice")
+    browser.go(node.url("app.localhost", "/.warren/logout"))  # sets the page's token cookie
+    sibling = "http://evil.localhost"
+    guess = {"csrf": "x" * 43}
+    forged: list[tuple[str, dict[str, str], dict[str, str]]] = [  # url, form, headers
+        (node.url("app.localhost", "/.warren/logout"), {}, {}),
+        (node.url("app.localhost", "/.warren/logout?csrf=" + "x" * 43), {}, {"origin": sibling}),
+        (f"{node.portal}/sign-out", guess, {}),
+        (f"{node.portal}/.warren/logout", {}, {"origin": sibling}),
+    ]
+    for url, form, headers in forged:
+        answer = browser.request("POST", url, data=form, **headers)
+        assert answer.status_code == 403, url
+        assert signed_in_on(browser, node, "app.localhost"), url
+    assert "warren_portal" in browser.cookies("auth.localhost")
+    home, _ = browser.go(f"{node.portal}/")
+    assert "You are signed in" in home.text
+    _done, at = sign_out(browser, node, "app.localhost")
+    assert at.startswith(f"{node.portal}/signed-out")
+    assert not signed_in_on(browser, node, "app.localhost")
+
+
+def test_a_group_change_reaches_signed_in_users_within_a_second(
+    start_node: LoopbackNodeFactory, backend: Backend
+) -> None:
+    node = start_node()
+    node.add_user("alice", groups=("ops", "staff"))
+    browser = node.browser()
+    page, at = browser.go(node.url("ops.localhost", "/"))
+    landed, _ = sign_in(browser, node, page, at, "alice")
+    assert landed.status_code == 200
+    node.warren("user", "groups", "alice", "--remove", "ops")
+    assert until(3, lambda: browser.request("GET", node.url("ops.localhost")).status_code == 403)
+    tag = uuid.uuid4().hex
+    browser.go(node.url("app.localhost", f"/{tag}"))
+    assert headers_seen(backend, tag)["remote-groups"] == "staff"
+    node.warren("user", "groups", "alice", "--add", "ops")
+    assert until(3, lambda: signed_in_on(browser, node, "ops.localhost"))
+
+
+def test_a_disabled_user_is_signed_out_and_cannot_sign_in(start_node: LoopbackNodeFactory) -> None:
+    node = start_node()
+    node.add_user("alice")
+    browser = node.browser()
+    page, at = browser.go(node.url("app.localhost", "/"))
+    sign_in(browser, node, page, at, "alice")
+    assert signed_in_on(browser, node, "app.localhost")
+    ended = browser.cookies("auth.localhost")["warren_portal"]
+    node.warren("user", "disable", "alice")
+    # The revocation is in the shared state: the very next request is refused.
+    assert not signed_in_on(browser, node, "app.localhost")
+    page, at = browser.go(node.url("app.localhost", "/"))
+    refused, _ = sign_in(browser, node, page, at, "alice")  # the right password
+    assert refused.status_code == 401
+    assert browser.cookies("auth.localhost")["warren_portal"] == ended  # no new sign-in
+    node.warren("user", "enable", "alice")
+    page, at = browser.go(node.url("app.localhost", "/"))
+    assert until(3, lambda: sign_in(browser, node, page, at, "alice")[0].status_code == 200)
+
+
+def test_sessions_are_listed_and_revoked_everywhere_from_the_command_line(
+    start_node: LoopbackNodeFactory,
+) -> None:
+    node = start_node()
+    node.add_user("alice")
+    node.add_user("bob")
+    browsers = {}
+    for label, user in (("alice-1", "alice"), ("alice-2", "alice"), ("bob", "bob")):
+        browser = node.browser()
+        page, at = browser.go(node.url("app.localhost", "/"))
+        sign_in(browser, node, page, at, user)
+        browsers[label] = browser
+    header, *rows = node.warren("sessions", "list").splitlines()
+    assert header.split() == ["USER", "SESSION", "STARTED", "EXPIRES", "HOW", "FROM"]
+    assert sorted(row.split()[0] for row in rows) == ["alice", "alice", "bob"]
+    assert {row.split()[4] for row in rows} == {"password"}
+    assert {row.split()[5] for row in rows} == {"127.0.0.1"}
+    _header, *mine = node.warren("sessions", "list", "--user", "alice").splitlines()
+    assert len(mine) == 2
+    first = jwt.decode(
+        browsers["alice-1"].cookies("app.localhost")["warren_session"],
+        options={"verify_signature": False},
+    )["sid"]
+    assert first in {row.split()[1] for row in mine}
+    assert "revoked" in node.warren("sessions", "revoke", first)
+    assert not signed_in_on(browsers["alice-1"], node, "app.localhost")
+    assert signed_in_on(browsers["alice-2"], node, "app.localhost")
+    assert first not in node.warren("sessions", "list")
+    node.warren("sessions", "revoke", "--user", "alice")
+    assert not signed_in_on(browsers["alice-2"], node, "app.localhost")
+    assert signed_in_on(browsers["bob"], node, "app.localhost")
+    _header, *left = node.warren("sessions", "list").splitlines()
+    assert [row.split()[0] for row in left] == ["bob"]
+
+
+def test_ipv6_clients_are_regulated_per_64(start_node: LoopbackNodeFactory) -> None:
+    """A client behind the trusted proxy picks a new address in its /64 for every attempt."""
+    node = start_node(settings="regulation: {per_user: [100/minute], per_ip: [3/minute]}\n")
+    portal = f"http://127.0.0.1:{node.portal_port}"
+    with httpx.Client(headers={"host": f"auth.localhost:{node.port}"}, timeout=30) as client:
+        page = client.get(f"{portal}/sign-in")
+        csrf = form_value(page.text, "csrf")
+
+        def attempt(address: str, user: str) -> int:
+            answer = client.post(
+                f"{portal}/sign-in",
+                data={"csrf": csrf, "username": user, "password": "wrong"},
+                headers={"x-forwarded-for": address},
+            )
+            return answer.status_code
+
+        for index in range(1, 4):
+            assert attempt(f"2001:db8:1:2::{index}", f"user{index}") == 401
+        assert attempt("2001:db8:1:2:ffff:ffff:ffff:fffe", "someone") == 429
+        assert attempt("2001:db8:1:3::1", "someone") == 401  # the next /64 is someone else

@@ -8,8 +8,10 @@ import httpx
 import jwt
 
 from core.auth.users import hash_secret
-from tests.authportal.conftest import PASSWORD, Node, NodeFactory, form_value
-from tests.conftest import Backend, eventually
+from tests.support.backend import Backend
+from tests.support.browser import form_value
+from tests.support.loopback_node import PASSWORD, LoopbackNode, LoopbackNodeFactory
+from tests.support.waiting import eventually
 
 PIN = "2468"
 
@@ -37,7 +39,7 @@ def seen(backend: Backend, tag: str) -> tuple[str, dict[str, str]]:
     return record["target"], {name.lower(): value for name, value in record["headers"]}
 
 
-def enter_pin(node: Node, pin: str, path: str = "/") -> tuple[httpx.Response, str]:
+def enter_pin(node: LoopbackNode, pin: str, path: str = "/") -> tuple[httpx.Response, str]:
     browser = node.browser()
     page, _at = browser.go(node.url("family.localhost", path))
     assert "Application PIN" in page.text
@@ -53,7 +55,9 @@ def enter_pin(node: Node, pin: str, path: str = "/") -> tuple[httpx.Response, st
     )
 
 
-def test_a_resource_pin_opens_that_resource_only(start_node: NodeFactory, backend: Backend) -> None:
+def test_a_resource_pin_opens_that_resource_only(
+    start_node: LoopbackNodeFactory, backend: Backend
+) -> None:
     node = start_node(extra(backend))
     wrong, _ = enter_pin(node, "1111")
     assert wrong.status_code == 401
@@ -69,13 +73,15 @@ def test_a_resource_pin_opens_that_resource_only(start_node: NodeFactory, backen
 
 
 def test_a_share_link_opens_the_resource_until_revoked(
-    start_node: NodeFactory, backend: Backend
+    start_node: LoopbackNodeFactory, backend: Backend
 ) -> None:
     node = start_node(extra(backend))
-    link = node.warren("share", "shared", "--expires", "1h", "--path", "/dash?tab=2").strip()
+    printed = node.warren("share", "shared", "--expires", "1h", "--path", "/dash?tab=2")
+    link, id_line, _expires = printed.splitlines()  # stdout: the URL, `id ID`, `expires TIME`
     assert link.startswith(node.url("shared.localhost", "/dash?tab=2&warren_share="))
     token = parse_qs(urlsplit(link).query)["warren_share"][0]
     link_id = jwt.decode(token, options={"verify_signature": False})["jti"]
+    assert id_line == f"id {link_id}"
     # A browser trades the link for a cookie and sees the address without the token.
     browser = node.browser()
     page, at = browser.go(link.replace("/dash", f"/dash-{(tag := uuid.uuid4().hex)}"))
@@ -107,10 +113,14 @@ def test_a_share_link_opens_the_resource_until_revoked(
     assert refused.status_code == 403
 
 
-def test_a_share_link_expires(start_node: NodeFactory, backend: Backend) -> None:
+def test_a_share_link_expires(start_node: LoopbackNodeFactory, backend: Backend) -> None:
     node = start_node(extra(backend))
-    link = node.warren("share", "shared", "--expires", "1s").strip()
+    link = node.warren("share", "shared", "--expires", "2s").splitlines()[0]
     url = urlsplit(link)
+    opened = httpx.get(
+        f"http://127.0.0.1:{node.port}/?{url.query}", headers={"host": "shared.localhost"}
+    )
+    assert opened.status_code == 200  # before it expires
 
     def refused() -> bool:
         answer = httpx.get(
@@ -122,7 +132,7 @@ def test_a_share_link_expires(start_node: NodeFactory, backend: Backend) -> None
 
 
 def test_share_links_need_the_resource_to_allow_them(
-    start_node: NodeFactory, backend: Backend
+    start_node: LoopbackNodeFactory, backend: Backend
 ) -> None:
     import subprocess
 
@@ -144,7 +154,7 @@ def basic(user: str, password: str) -> dict[str, str]:
     return {"host": "api.localhost", "authorization": f"Basic {encoded}"}
 
 
-def test_basic_auth_for_api_clients(start_node: NodeFactory, backend: Backend) -> None:
+def test_basic_auth_for_api_clients(start_node: LoopbackNodeFactory, backend: Backend) -> None:
     node = start_node(
         extra(backend), settings="regulation: {per_user: [3/minute], per_ip: [50/minute]}\n"
     )

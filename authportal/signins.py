@@ -1,0 +1,89 @@
+"""`warren sessions`: the sign-ins active in the shared state, and ending them everywhere.
+
+The listing is one line per sign-in under a header, columns separated by spaces (no value holds
+one): USER, SESSION (the id `revoke` takes), STARTED and EXPIRES (UTC, ISO 8601), HOW
+(password, password+totp), FROM (the client address at sign-in).
+"""
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from authportal.admin import fail, revoke_user, settings_of, utc_text, with_state
+from core.cli import DEFAULT_CONFIG, ConfigOption
+
+if TYPE_CHECKING:
+    from core.auth.sessions import SignInRecord
+    from core.settings import Settings
+
+UserOption = Annotated[str | None, typer.Option("--user", help="Only this user's sign-ins.")]
+_METHODS = {"pwd": "password", "otp": "totp"}
+
+
+def sessions_list(user: UserOption = None, config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """List active sign-ins: user, session id, started, expires, how, from where."""
+    from core.auth import sessions
+
+    settings = settings_of(config)
+    records = with_state(settings, lambda kv: sessions.active_sign_ins(kv, user))
+    rows = [("USER", "SESSION", "STARTED", "EXPIRES", "HOW", "FROM")]
+    rows += [_row(record) for record in records]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        cells = (value.ljust(width) for value, width in zip(row, widths, strict=True))
+        typer.echo("  ".join(cells).rstrip())
+
+
+def _row(record: "SignInRecord") -> tuple[str, str, str, str, str, str]:
+    how = "+".join(_METHODS.get(method, method) for method in record.methods) or "-"
+    return (
+        record.user,
+        record.session_id,
+        utc_text(record.started),
+        utc_text(record.expires),
+        how,
+        record.address or "-",
+    )
+
+
+def sessions_revoke(
+    session_id: Annotated[
+        str | None, typer.Argument(metavar="ID", help="A session id from `warren sessions list`.")
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", help="End every sign-in of this user instead.")
+    ] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """End one sign-in (`revoke ID`) or all of a user's (`revoke --user NAME`): refused on the
+    next request on every gateway sharing the storage."""
+    if (session_id is None) == (user is None):
+        fail("give a session ID or --user NAME (one of them)", 2)
+    settings = settings_of(config)
+    if session_id is not None:
+        _revoke_one(settings, session_id)
+    else:
+        assert user is not None
+        _revoke_all_of(settings, user)
+
+
+def _revoke_one(settings: "Settings", session_id: str) -> None:
+    from core.auth import sessions
+
+    records = with_state(settings, lambda kv: sessions.active_sign_ins(kv))
+    record = next((r for r in records if r.session_id == session_id), None)
+    if record is None:
+        fail(f"no active sign-in {session_id!r} (see `warren sessions list`)")
+    with_state(settings, lambda kv: sessions.revoke_session(kv, session_id, record.expires))
+    typer.echo(f"revoked sign-in {session_id} of {record.user}")
+
+
+def _revoke_all_of(settings: "Settings", user: str) -> None:
+    from core.auth import sessions
+    from core.auth.users import load_users
+
+    active = with_state(settings, lambda kv: sessions.active_sign_ins(kv, user))
+    if not active and user not in load_users(settings.users_file).users:
+        fail(f"no user {user} in {settings.users_file}, and no sign-in of theirs")
+    revoke_user(settings, user)
+    typer.echo(f"revoked every sign-in of {user} ({len(active)} active)")
