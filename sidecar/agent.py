@@ -1,92 +1,48 @@
-"""The site agent: dials out to a node over WireGuard and carries its traffic to local targets.
+"""The site agent: keeps a tunnel to every node (sidecar.nodelink, one link per node) and carries
+their traffic to local targets.
 
-It keeps its WireGuard key, registers over the node's HTTPS with the site's secret, brings up its
-interface, and forwards from its tunnel address. Then it watches the tunnel: a probe to the node's
-tunnel address every few seconds. When the probes stop answering it registers again, with
-jittered exponential backoff, for as long as it takes; it never needs a restart. Every refresh it
-registers again anyway, which is how it learns changed forwards.
+It starts with the nodes given with `--node`. Every registration answer lists the nodes sharing
+that node's storage (sidecar.nodelist); a node it has no link to gets one, registering with the
+same site secret and the same WireGuard key (each node is a peer of its own interface, so one
+key serves all), on an interface of its own with the address that node gave, its forwards
+bound to that address and interface only. A node that the lists leave out MISSED_BEFORE_DROP
+times in a row while its link is down has left: its link and interface go. The `--node` ones
+stay however long they are away, as a single node's link always has.
+
+Each link registers, backs off and recovers on its own: one node down, refusing or slow never
+touches another's tunnel.
 """
 
 import asyncio
 import logging
-import socket
 import ssl
-import time
-from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from collections.abc import Sequence
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, ValidationError
 
-from core.tunnels import REGISTER_PATH, Forward, Protocol
-from sidecar import keys, links
+from sidecar import wgkeys
 from sidecar.backoff import Backoff
-from sidecar.device import BackendChoice, Device, DeviceError, Peer, open_device
-from sidecar.forward import Forwarders
-from sidecar.sockets import answer_probes, reachable
+from sidecar.interfaces import InterfaceNames
+from sidecar.nodelink import AgentOptions, Coordinator, NodeEntry, NodeLink, Registration
+
+__all__ = ["AgentOptions", "SiteAgent"]
 
 log = logging.getLogger("warren.site")
 
-DEAD_AFTER = 3  # probes in a row without an answer
+MISSED_BEFORE_DROP = 3  # node lists in a row without the node (each registration brings one)
 
 
-class RegistrationError(Exception):
-    pass
-
-
-class _Forward(BaseModel):
-    protocol: Protocol
-    host: str
-    target_port: int
-    port: int
-
-
-class Registration(BaseModel):
-    """The node's answer: where this site's tunnel ends and what it carries."""
-
-    model_config = ConfigDict(frozen=True)
-
-    site: str
-    address: IPv4Address
-    node_address: IPv4Address
-    node_public_key: str
-    endpoint: str | None
-    listen_port: int
-    keepalive: int
-    probe_port: int
-    forwards: tuple[_Forward, ...]
-
-    def forward_list(self) -> list[Forward]:
-        return [Forward(f.protocol, f.host, f.target_port, f.port) for f in self.forwards]
-
-
-@dataclass(frozen=True)
-class AgentOptions:
-    node: str
-    site: str
-    secret: str = field(repr=False)
-    state_dir: Path
-    interface: str
-    backend: BackendChoice = "auto"
-    ca_file: Path | None = None
-    probe_interval: float = 2.0
-    refresh: float = 10.0
-
-
-class SiteAgent:
+class SiteAgent(Coordinator):
     def __init__(self, options: AgentOptions) -> None:
         self.options = options
-        self.private_key = keys.load_or_create(options.state_dir / f"{options.site}.key")
-        self.public_key = keys.public_key(self.private_key)
-        self.forwarders = Forwarders()
-        self.backoff = Backoff()
-        self.device: Device | None = None
-        self.current: Registration | None = None
-        self._probes: asyncio.Server | None = None
-        self._probe_place: tuple[str, int | None] | None = None
+        self.private_key = wgkeys.load_or_create(options.state_dir / f"{options.site}.key")
+        self.public_key = wgkeys.public_key(self.private_key)
+        self.names = InterfaceNames(
+            options.state_dir / f"{options.site}.interfaces.json", options.interface
+        )
+        self.links: list[NodeLink] = []
+        self._tasks: dict[NodeLink, asyncio.Task[None]] = {}
+        self._http: aiohttp.ClientSession | None = None
 
     async def run(self) -> None:
         context = ssl.create_default_context(
@@ -94,155 +50,114 @@ class SiteAgent:
         )
         connector = aiohttp.TCPConnector(ssl=context, force_close=True)
         async with aiohttp.ClientSession(connector=connector) as http:
-            while True:
-                answer = await self._register_until_accepted(http)
-                try:
-                    await self._apply(answer, new_session=self.current is not None)
-                except (DeviceError, OSError) as error:
-                    delay = self.backoff.next()
-                    log.error("bringing up the tunnel failed: %s; again in %.1fs", error, delay)
-                    await asyncio.sleep(delay)
-                    continue
-                await self._keep(http)
-                log.warning(
-                    "no answer from the node through the tunnel for %d probes; registering again",
-                    DEAD_AFTER,
-                )
-                await asyncio.sleep(self.backoff.next())
+            self._http = http
+            try:
+                for url in dict.fromkeys(url.rstrip("/") for url in self.options.nodes):
+                    self._add(url, seed=True)
+                await asyncio.Event().wait()  # the links run until the agent is stopped
+            finally:
+                for task in self._tasks.values():
+                    task.cancel()
 
     def close(self) -> None:
-        self.forwarders.close()
-        if self._probes is not None:
-            self._probes.close()
-        if self.device is not None:
-            self.device.close()
+        for link in self.links:
+            link.close()
 
-    async def _register_until_accepted(self, http: aiohttp.ClientSession) -> Registration:
+    def _add(self, url: str, seed: bool, node: str | None = None) -> None:
+        link = NodeLink(
+            url, self.options, self.private_key, self.public_key, self, seed=seed, node=node
+        )
+        self.links.append(link)
+        self._tasks[link] = asyncio.get_running_loop().create_task(self._supervise(link))
+        if not seed:
+            log.info("%s joined: keeping a tunnel to it too", link.label)
+
+    async def _supervise(self, link: NodeLink) -> None:
+        """A link's run, made again after anything unexpected: one link's trouble is its own."""
+        assert self._http is not None
+        backoff = Backoff()
         while True:
             try:
-                return await self._register(http)
-            except RegistrationError as error:
-                delay = self.backoff.next()
-                log.warning("registration failed: %s; trying again in %.1fs", error, delay)
+                await link.run(self._http)
+            except Exception:
+                link.close()
+                delay = backoff.next()
+                log.exception("%s: the link failed; making it again in %.1fs", link.label, delay)
                 await asyncio.sleep(delay)
-
-    async def _register(self, http: aiohttp.ClientSession) -> Registration:
-        url = self.options.node.rstrip("/") + REGISTER_PATH
-        body = {"site": self.options.site, "public_key": self.public_key}
-        headers = {"authorization": f"Bearer {self.options.secret}"}
-        try:
-            async with http.post(
-                url, json=body, headers=headers, timeout=aiohttp.ClientTimeout(total=10)
-            ) as response:
-                answer: Any = await response.json(content_type=None)
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-            raise RegistrationError(f"cannot reach {self.options.node}: {error!r}") from None
-        if status != 200:
-            reason = answer.get("error") if isinstance(answer, dict) else None
-            raise RegistrationError(f"the node answered {status}: {reason}")
-        try:
-            return Registration.model_validate(answer)
-        except ValidationError as error:
-            raise RegistrationError(f"the node's answer is not a registration: {error}") from None
-
-    async def _apply(self, answer: Registration, new_session: bool = False) -> None:
-        """Bring the tunnel to what the node answered. `new_session` drops the WireGuard session
-        so the next packet starts a handshake (after a dead tunnel: the node may have restarted
-        and forgotten it; WireGuard alone would wait up to 15 s to notice)."""
-        endpoint = await self._endpoint(answer)
-        fresh = self.device is None or not self.device.alive()
-        if fresh:
-            if self.device is not None:
-                log.error("%s went away; making it again", self.options.interface)
-                self.device.close()
-            self.device = open_device(self.options.interface, self.options.backend)
-        assert self.device is not None
-        peer = Peer(
-            answer.node_public_key, (f"{answer.node_address}/32",), endpoint, answer.keepalive
-        )
-        previous = self.current
-        if (
-            fresh
-            or new_session
-            or previous is None
-            or previous.node_public_key != answer.node_public_key
-        ):
-            self.device.configure(self.private_key, None, [peer])
-        else:
-            self.device.set_peers([peer])  # keeps the session: no new handshake needed
-        links.bring_up(
-            self.options.interface,
-            IPv4Interface(f"{answer.address}/32"),
-            routes=(IPv4Network(f"{answer.node_address}/32"),),
-        )
-        index = links.index_of(self.options.interface)
-        await self.forwarders.reconcile(
-            str(answer.address), self.options.interface, index, answer.forward_list()
-        )
-        await self._answer_probes(str(answer.address), answer.probe_port, index)
-        if answer != previous:
-            log.info(
-                "registered with %s as %s (node %s at %s), %d forwards",
-                self.options.node,
-                answer.address,
-                answer.node_address,
-                endpoint,
-                len(answer.forwards),
-            )
-        self.current = answer
-
-    async def _answer_probes(self, address: str, port: int, index: int | None) -> None:
-        if self._probe_place == (address, index) and self._probes is not None:
+                continue
+            self._remove(link, forget=False)  # the same node as another link: nothing to forget
             return
-        if self._probes is not None:
-            self._probes.close()
-        self._probes = await answer_probes(address, port, self.options.interface)
-        self._probe_place = (address, index)
 
-    async def _endpoint(self, answer: Registration) -> str:
-        """The node's WireGuard endpoint as an address (WireGuard takes no names), resolved
-        afresh at every registration so a node that moved is found again."""
-        if answer.endpoint is not None:
-            host, _, port_text = answer.endpoint.rpartition(":")
-            host, port = host.strip("[]"), int(port_text)
-        else:
-            host, port = urlsplit(self.options.node).hostname or "", answer.listen_port
-        try:
-            found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-        except OSError as error:
-            raise DeviceError(f"cannot resolve the node's endpoint {host}: {error}") from None
-        family, _type, _proto, _name, address = found[0]
-        return f"[{address[0]}]:{port}" if family == socket.AF_INET6 else f"{address[0]}:{port}"
+    def _remove(self, link: NodeLink, forget: bool) -> None:
+        self.links.remove(link)
+        task = self._tasks.pop(link)
+        if task is not asyncio.current_task():
+            task.cancel()
+        link.close()
+        if forget and link.interface is not None:
+            self.names.forget(link.node or link.url)
 
-    async def _keep(self, http: aiohttp.ClientSession) -> None:
-        """Returns when the tunnel looks dead."""
-        assert self.current is not None
-        failures = 0
-        refreshed = time.monotonic()
-        interval = self.options.probe_interval
-        while failures < DEAD_AFTER:
-            await asyncio.sleep(interval)
-            current = self.current
-            if await reachable(str(current.node_address), current.probe_port, min(1.0, interval)):
-                failures = 0
-                self.backoff.reset()
-            else:
-                failures += 1
-            try:
-                if self.device is None or not self.device.alive():
-                    await self._apply(current)  # wireguard-go died or the interface was removed
-                if time.monotonic() - refreshed >= self.options.refresh:
-                    refreshed = time.monotonic()
-                    await self._refresh(http, current)
-            except (DeviceError, OSError) as error:
-                log.error("repairing the tunnel failed: %s", error)
+    # The Coordinator's part: what links ask.
 
-    async def _refresh(self, http: aiohttp.ClientSession, current: Registration) -> None:
-        try:
-            answer = await self._register(http)
-        except RegistrationError as error:
-            log.info("refreshing the registration failed (tunnel kept): %s", error)
-            return
-        if answer != current:
-            await self._apply(answer)
+    def claim(self, link: NodeLink, node: str) -> bool:
+        for other in list(self.links):
+            if other is link or other.node != node:
+                continue
+            if other.up:
+                log.info(
+                    "%s is node %s, which %s already serves: one tunnel per node",
+                    link.url,
+                    node,
+                    other.url,
+                )
+                other.seed = other.seed or link.seed
+                return False
+            # The other one is not through (yet): this one has just registered, so it takes over.
+            link.seed = link.seed or other.seed
+            link.interface = link.interface or other.interface
+            self._remove(other, forget=False)
+        return True
+
+    def heard(self, link: NodeLink, nodes: Sequence[NodeEntry]) -> None:
+        if not nodes:
+            return  # a single node, or one that predates the list: it says nothing of others
+        names = {entry.name for entry in nodes}
+        urls = {entry.url for entry in nodes}
+        for entry in nodes:
+            if not any(other.node == entry.name or other.url == entry.url for other in self.links):
+                self._add(entry.url, seed=False, node=entry.name)
+        for other in list(self.links):
+            if other.node in names or other.url in urls:
+                other.missed = 0
+                continue
+            other.missed += 1
+            if (
+                other is not link
+                and not other.seed
+                and not other.up
+                and other.missed >= MISSED_BEFORE_DROP
+            ):
+                log.warning(
+                    "%s left the nodes' lists and is unreachable: tunnel removed", other.label
+                )
+                self._remove(other, forget=True)
+
+    def clash(self, link: NodeLink, answer: Registration) -> str | None:
+        """Two tunnels whose addresses meet would take each other's routes on this host: the
+        nodes' subnets overlap (core.cluster.subnets refuses that on the nodes; this holds even
+        for nodes that started at the same moment, or share no storage)."""
+        mine = {answer.address, answer.node_address}
+        for other in self.links:
+            current = other.current
+            if other is link or current is None:
+                continue
+            if mine & {current.address, current.node_address}:
+                return (
+                    f"its tunnel addresses {answer.address} -> {answer.node_address} meet "
+                    f"{other.label}'s {current.address} -> {current.node_address}; give each "
+                    "node a wireguard.subnet of its own"
+                )
+        return None
+
+    def interface_for(self, node: str) -> str:
+        return self.names.name_for(node)

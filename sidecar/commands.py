@@ -23,7 +23,12 @@ site_app = typer.Typer(
 @site_app.callback()
 def site(
     context: typer.Context,
-    node: Annotated[str | None, typer.Option(help="The node's HTTPS URL.")] = None,
+    node: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A node's HTTPS URL; again for more. The agent learns the other nodes from it."
+        ),
+    ] = None,
     site: Annotated[str | None, typer.Option(help="This site's name in policy.yaml.")] = None,
     secret_file: Annotated[
         Path | None, typer.Option(help="File holding the site's secret (from `warren site add`).")
@@ -46,10 +51,10 @@ def site(
     ] = 10.0,
     verbose: VerboseOption = False,
 ) -> None:
-    """Run the site agent: register with the node, bring up WireGuard, forward to local targets."""
+    """Run the site agent: register with every node, bring up WireGuard, forward to targets."""
     if context.invoked_subcommand is not None:
         return
-    if node is None or site is None or secret_file is None:
+    if not node or site is None or secret_file is None:
         typer.echo(context.get_help())
         typer.secho("error: --node, --site and --secret-file are required", err=True, fg="red")
         raise typer.Exit(2)
@@ -57,7 +62,7 @@ def site(
     from sidecar.site import serve
 
     options = AgentOptions(
-        node=_https_url(node),
+        nodes=tuple(_https_url(url) for url in node),
         site=site,
         secret=_read_secret(secret_file),
         state_dir=state_dir,
@@ -80,16 +85,25 @@ def add(
     no_edit: Annotated[
         bool, typer.Option("--no-edit", help="Print the line to add; change no file.")
     ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write the secret to this new file (mode 0600), not stdout."
+        ),
+    ] = None,
 ) -> None:
     """Make a site secret; print it once and write only its hash into policy.yaml.
 
-    The secret alone goes to standard output (`warren site add home > home.secret`)."""
+    The secret alone goes to standard output, or with `-o home.secret` into a new file only its
+    owner can read (a shell's `> home.secret` makes it readable by everyone)."""
     from core.policy.check import node_capabilities
     from core.problems import ConfigError
     from core.settings import load_settings
-    from sidecar.siteadd import SiteAddError, add_site
+    from sidecar.siteadd import SiteAddError, add_site, check_output
 
     try:
+        if output is not None:
+            check_output(output)  # before policy.yaml changes: a refusal must lose nothing
         settings = load_settings(config) if config.exists() or policy is None else None
         path = policy or (settings.policy_file if settings else Path("policy.yaml"))
         added = add_site(path, name, node_capabilities(settings), edit=not no_edit)
@@ -99,9 +113,18 @@ def add(
         typer.secho(f"error: {error}", err=True, fg="red")
         raise typer.Exit(1) from None
     if added.edited:
-        typer.echo(f"site {name} added to {path}; the gateway and sidecar reload it.", err=True)
+        typer.echo(f"site {name} added to {path}; every Warren process here reloads it.", err=True)
     else:
         typer.echo(f"add this line under `sites:` in {path}:\n\n{added.entry}\n", err=True)
+    written = output is not None and _write_secret(output, added.secret)
+    if output is not None and written:
+        typer.echo(
+            f"Its secret is in {output} (mode 0600; policy.yaml keeps only its SHA-256). Copy "
+            "it to the private server, keep it readable only by root there, and run\n"
+            f"  warren site --node https://NODE --site {name} --secret-file {output.name}",
+            err=True,
+        )
+        return
     typer.echo(
         "Its secret follows, shown this once (policy.yaml keeps only its SHA-256). On the "
         f"private server keep it in a file only root can read, e.g. {name}.secret, and run\n"
@@ -109,6 +132,21 @@ def add(
         err=True,
     )
     typer.echo(added.secret)
+    if output is not None:
+        raise typer.Exit(1)  # shown, so nothing is lost; but the file asked for is not there
+
+
+def _write_secret(output: Path, secret: str) -> bool:
+    """False when the file could not be written: the secret then goes to standard output, since
+    policy.yaml already holds its hash and the secret exists nowhere else."""
+    from core.files import write_atomically
+
+    try:
+        write_atomically(output, secret.encode() + b"\n", exclusive=True)
+    except OSError as error:
+        typer.secho(f"error: cannot write {output}: {error.strerror}", err=True, fg="red")
+        return False
+    return True
 
 
 def _https_url(node: str) -> str:
@@ -153,13 +191,14 @@ def register(app: typer.Typer) -> None:
         """Run the node sidecar: the WireGuard interface, site registration, tunnel health."""
         from core.problems import ConfigError
         from sidecar.device import DeviceError
+        from sidecar.isolation import IsolationError
         from sidecar.service import serve
 
         try:
             raise typer.Exit(serve(Path(config), verbose))
         except ConfigError as error:
             fail_with(error)
-        except DeviceError as error:
+        except (DeviceError, IsolationError) as error:
             typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
             raise typer.Exit(1) from None
 

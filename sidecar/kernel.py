@@ -1,6 +1,6 @@
 """The kernel backend: the WireGuard module, configured over generic netlink with pyroute2.
 
-Not exercised on machines without the module (the tests' CI among them); `sidecar.device` picks
+Not exercised on machines without the module (the tests' CI among them); `sidecar.backends` picks
 it where it works.
 """
 

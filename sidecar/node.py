@@ -1,5 +1,11 @@
 """The node's sidecar: owns the WireGuard interface, registers sites, keeps peers in step with
-policy.yaml's `sites`, watches each site's tunnel, and tells the gateway through sites.json."""
+policy.yaml's `sites`, watches each site's tunnel, and tells the gateway through sites.json.
+
+A site that leaves the policy, or whose secret changes, leaves sites.json at once and loses its
+peer only `retire_after` later: gateways poll sites.json every `reload_poll`, so by then none of
+them routes a request into the tunnel that is going (DESIGN: nothing on the request path waits
+for the sidecar, and no request may hang on a tunnel the node has just taken down).
+"""
 
 import asyncio
 import contextlib
@@ -8,13 +14,15 @@ import time
 from ipaddress import IPv4Interface
 from typing import Any
 
+from core.files import write_atomically
 from core.policy.compiled import Policy
+from core.policy.store import PolicyStore
 from core.settings import Settings
-from core.store import PolicyStore
-from core.tunnels import PROBE_PORT, encode_sites, sites_file
-from sidecar import keys, links
-from sidecar.device import Device, Peer, PeerStatus, open_device
-from sidecar.files import write_atomically
+from core.tunnels import PROBE_PORT, SiteState, encode_sites, sites_file
+from sidecar import isolation, links, wgkeys
+from sidecar.backends import open_device
+from sidecar.device import Device, Peer, PeerStatus
+from sidecar.nodelist import NodeList
 from sidecar.registry import Allocation, RegistrationRefused, Registry, secret_matches
 from sidecar.sockets import reachable
 
@@ -22,6 +30,10 @@ log = logging.getLogger("warren.sidecar")
 
 KEEPALIVE = 15  # seconds; what sites send when idle, so NAT mappings on their side stay open
 OFFLINE_AFTER = 2  # failed probes in a row
+# Gateways must see a site leave sites.json before its peer goes: two of their polls, and never
+# less than this (an event loop busy with traffic polls late).
+RETIRE_POLLS = 2
+RETIRE_AT_LEAST = 1.0  # seconds
 
 
 class NodeSidecar:
@@ -30,14 +42,19 @@ class NodeSidecar:
         self.store = store
         self.wireguard = settings.wireguard
         directory = settings.state_dir / "sidecar"
-        self.private_key = keys.load_or_create(directory / "node.key")
-        self.public_key = keys.public_key(self.private_key)
+        self.private_key = wgkeys.load_or_create(directory / "node.key")
+        self.public_key = wgkeys.public_key(self.private_key)
         self.registry = Registry(directory / "state.json", self.wireguard.subnet)
+        self.nodes = NodeList(settings)  # listed in every answer; NodeList.follow reads it
         self.online: dict[str, bool] = {}
         self._failures: dict[str, int] = {}
         self._published: bytes | None = None
         self._device: Device | None = None
         self._wake = asyncio.Event()
+        self.retire_after = max(
+            RETIRE_POLLS * settings.reload_poll.total_seconds(), RETIRE_AT_LEAST
+        )
+        self._retiring: set[asyncio.TimerHandle] = set()
 
     @property
     def device(self) -> Device:
@@ -51,9 +68,11 @@ class NodeSidecar:
     def start(self) -> None:
         if self.registry.reconcile(self.store.current.model):
             self.registry.save()
+        self.publish()  # every site offline until probed, and none the policy dropped
+        # Isolation before the interface: never a moment with the interface up and forwarding.
+        isolation.apply(self.wireguard.isolate, self.wireguard.interface)
         self._device = open_device(self.wireguard.interface, self.wireguard.backend)
         self._apply_all()
-        self.publish()
         log.info(
             "%s (%s backend) up as %s, key %s, %d sites restored",
             self.wireguard.interface,
@@ -64,10 +83,18 @@ class NodeSidecar:
         )
 
     def stop(self) -> None:
+        for handle in self._retiring:
+            handle.cancel()  # the interface goes with every peer
+        self._retiring.clear()
         self.online.clear()
         self.publish()
         if self._device is not None:
             self._device.close()
+        if self.wireguard.isolate:
+            try:
+                isolation.remove()  # after the interface: nothing left to forward from or to
+            except isolation.IsolationError as error:
+                log.error("leaving the isolation table in place: %s", error)
 
     def _apply_all(self) -> None:
         peers = [_peer(allocation) for allocation in self.registry.sites.values()]
@@ -79,7 +106,7 @@ class NodeSidecar:
         if not secret_matches(model, site, secret):
             log.warning("registration refused for site %r from %s: wrong secret", site, caller)
             raise RegistrationRefused(401, "unknown site or wrong secret")
-        if not keys.is_key(public_key):
+        if not wgkeys.is_key(public_key):
             raise RegistrationRefused(400, "public_key is not a WireGuard public key")
         before = self.registry.sites.get(site)
         allocation, replaced = self.registry.register(model, site, public_key)
@@ -110,6 +137,10 @@ class NodeSidecar:
             "keepalive": KEEPALIVE,
             "probe_port": PROBE_PORT,
             "forwards": [forward.as_dict() for forward in allocation.forwards],
+            # Several nodes: the agent keeps a tunnel to each (docs/tunnels.md). Older agents
+            # ignore both; `node` tells the agent which node this is, whatever URL it used.
+            "node": self.nodes.name,
+            "nodes": self.nodes.current(),
         }
 
     def on_policy(self, policy: Policy) -> None:
@@ -117,12 +148,43 @@ class NodeSidecar:
         removed = self.registry.reconcile(policy.model)
         if self.registry.sites != before:
             self.registry.save()
-        if removed:
-            self.device.set_peers([], remove=removed)
         for name in set(self.online) - set(self.registry.sites):
             self.online.pop(name)
             self._failures.pop(name, None)
-        self.publish()
+        self.publish()  # first: gateways stop routing to the sites that went
+        if removed:
+            self._retire_later(removed)
+
+    def _retire_later(self, public_keys: list[str]) -> None:
+        """Remove these peers once gateways have seen them leave sites.json. A timer, not a
+        wait: the loop goes on serving registrations and probes, and each reload's removals keep
+        their own delay whatever reloads follow."""
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle | None = None
+
+        def due() -> None:
+            assert handle is not None
+            self._retiring.discard(handle)
+            self._retire(public_keys)
+
+        handle = loop.call_later(self.retire_after, due)
+        self._retiring.add(handle)
+        log.info("%d peer(s) out of routing; removed in %.1fs", len(public_keys), self.retire_after)
+
+    def _retire(self, public_keys: list[str]) -> None:
+        # A site that registered again in the meantime (the policy took it back, or its agent
+        # came with the new secret) may hold one of these keys now: that peer is its own.
+        held = {allocation.public_key for allocation in self.registry.sites.values()}
+        stale = [key for key in public_keys if key not in held]
+        if not stale:
+            return
+        try:
+            self.device.set_peers([], remove=stale)
+        except Exception as error:  # the interface in trouble: the watch heals it, try again
+            log.error("removing %d peer(s) failed: %r; trying again", len(stale), error)
+            self._retire_later(stale)
+            return
+        log.info("%d peer(s) removed", len(stale))
 
     async def watch(self) -> None:
         """Forever: repair the interface if it went away, probe every site, publish."""
@@ -130,6 +192,7 @@ class NodeSidecar:
         while True:
             try:
                 self._heal()
+                await self._keep_isolated()
                 await self._probe_all(timeout=min(1.0, interval))
                 self.publish()
             except Exception:  # the watch must outlive any one failure
@@ -146,6 +209,13 @@ class NodeSidecar:
         self.device.close()
         self._device = open_device(self.wireguard.interface, self.wireguard.backend)
         self._apply_all()
+
+    async def _keep_isolated(self) -> None:
+        interface = self.wireguard.interface
+        if not self.wireguard.isolate or await asyncio.to_thread(isolation.present, interface):
+            return
+        log.error("the isolation table went away (nftables reloaded?); putting it back")
+        await asyncio.to_thread(isolation.install, interface)
 
     async def _probe_all(self, timeout: float) -> None:
         # A peer that never completed a handshake has no endpoint: nothing to probe, and a probe
@@ -177,7 +247,12 @@ class NodeSidecar:
     def publish(self) -> None:
         data = encode_sites(
             {
-                name: (str(allocation.address), self.online.get(name, False), allocation.forwards)
+                name: SiteState(
+                    str(allocation.address),
+                    self.online.get(name, False),
+                    allocation.forwards,
+                    allocation.secret_sha256,
+                )
                 for name, allocation in self.registry.sites.items()
             }
         )

@@ -14,9 +14,9 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
+from core.files import write_atomically
 from core.policy.model import PolicyFile
 from core.tunnels import PROBE_PORT, Forward, ForwardKey, parse_protocol, wanted_forwards
-from sidecar.files import write_atomically
 
 log = logging.getLogger("warren.sidecar")
 

@@ -4,7 +4,6 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable
 
 
 def setup_logging(verbose: bool) -> None:
@@ -17,12 +16,10 @@ def setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def stop_event(on_hangup: Callable[[], None] | None = None) -> asyncio.Event:
-    """Set on SIGTERM or SIGINT; SIGHUP calls `on_hangup` instead."""
+def stop_event() -> asyncio.Event:
+    """Set on SIGTERM or SIGINT. (SIGHUP, where a process reloads, is core.reloading's.)"""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    if on_hangup is not None:
-        loop.add_signal_handler(signal.SIGHUP, on_hangup)
     return stop

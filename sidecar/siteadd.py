@@ -6,16 +6,15 @@ must validate before it replaces the file; when the file's shape is not one this
 understands, nothing is written and the line to add is printed instead.
 """
 
-import hashlib
 import re
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.files import write_atomically
 from core.policy.check import Capabilities
 from core.policy.load import load_policy, parse_policy
 from core.problems import ConfigError
-from sidecar.files import write_atomically
+from core.tunnels import new_site_secret
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9_-]{0,62})$")
 _BLOCK = re.compile(r"^sites:[ \t]*(#.*)?$")
@@ -33,9 +32,13 @@ class NewSite:
     edited: bool
 
 
-def make_secret() -> tuple[str, str]:
-    secret = secrets.token_urlsafe(32)
-    return secret, hashlib.sha256(secret.encode()).hexdigest()
+def check_output(path: Path) -> None:
+    """Where `-o` would write the secret: a new file in an existing directory. An existing file
+    may hold another site's secret; it is never replaced."""
+    if path.exists() or path.is_symlink():
+        raise SiteAddError(f"{path} exists; choose a new file (a secret is never overwritten)")
+    if not path.parent.is_dir():
+        raise SiteAddError(f"{path.parent} is not a directory")
 
 
 def add_site(policy_path: Path, name: str, capabilities: Capabilities, edit: bool) -> NewSite:
@@ -53,7 +56,7 @@ def add_site(policy_path: Path, name: str, capabilities: Capabilities, edit: boo
         raise SiteAddError(
             f"site {name!r} exists; to give it a new secret, remove its line and add it again"
         )
-    secret, digest = make_secret()
+    secret, digest = new_site_secret()
     text = path.read_text(encoding="utf-8")
     edited_text, indent = _insert(text, name, digest)
     entry = f'{" " * indent}{name}: {{secret_sha256: "{digest}"}}'

@@ -9,7 +9,7 @@ import socket
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from sidecar import keys
+from sidecar import wgkeys
 from sidecar.device import DeviceError, Peer, PeerStatus
 
 SOCKET_DIR = Path("/var/run/wireguard")
@@ -49,15 +49,15 @@ def set_request(
 ) -> str:
     lines = ["set=1"]
     if private_key is not None:
-        lines.append(f"private_key={keys.to_hex(private_key)}")
+        lines.append(f"private_key={wgkeys.to_hex(private_key)}")
     if listen_port is not None:
         lines.append(f"listen_port={listen_port}")
     if replace_peers:
         lines.append("replace_peers=true")
     for public_key in remove:
-        lines += [f"public_key={keys.to_hex(public_key)}", "remove=true"]
+        lines += [f"public_key={wgkeys.to_hex(public_key)}", "remove=true"]
     for peer in peers:
-        lines.append(f"public_key={keys.to_hex(peer.public_key)}")
+        lines.append(f"public_key={wgkeys.to_hex(peer.public_key)}")
         if peer.endpoint is not None:
             lines.append(f"endpoint={peer.endpoint}")
         if peer.keepalive is not None:
@@ -93,7 +93,7 @@ def _status(fields: dict[str, str], allowed: list[str]) -> PeerStatus:
     nanos = int(fields.get("last_handshake_time_nsec", "0"))
     endpoint = fields.get("endpoint")
     return PeerStatus(
-        public_key=keys.from_hex(fields["public_key"]),
+        public_key=wgkeys.from_hex(fields["public_key"]),
         endpoint=endpoint or None,
         last_handshake=seconds + nanos / 1e9 if seconds else None,
         rx_bytes=int(fields.get("rx_bytes", "0")),

@@ -9,7 +9,7 @@ from core.policy.check import Capabilities
 from core.policy.load import parse_policy
 from core.policy.model import PolicyFile
 from core.tunnels import PROBE_PORT, Forward, ForwardKey
-from sidecar import keys
+from sidecar import wgkeys
 from sidecar.registry import (
     FIRST_SPARE_PORT,
     RegistrationRefused,
@@ -34,7 +34,7 @@ def model(sites: dict[str, str], targets: str = "") -> PolicyFile:
 
 
 def key() -> str:
-    return keys.public_key(keys.generate_private_key())
+    return wgkeys.public_key(wgkeys.generate_private_key())
 
 
 def test_secrets_are_checked_against_the_hash() -> None:

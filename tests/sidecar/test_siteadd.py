@@ -124,3 +124,36 @@ def test_the_agent_needs_an_https_node_and_a_secret(tmp_path: Path) -> None:
     missing = runner.invoke(app, ["site", "--site", "home"])
     assert missing.exit_code == 2
     assert "--node, --site and --secret-file are required" in missing.stderr
+
+
+def test_the_secret_can_go_to_a_new_file_only_its_owner_reads(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text("version: 1\n")
+    secret_file = tmp_path / "home.secret"
+    result = runner.invoke(
+        app, ["site", "add", "home", "--policy", str(path), "-o", str(secret_file)]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert f"Its secret is in {secret_file} (mode 0600" in result.stderr
+    secret = secret_file.read_text().strip()
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    assert hashlib.sha256(secret.encode()).hexdigest() in path.read_text()
+    # Written atomically: no temporary file is left beside it.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home.secret", "policy.yaml"]
+
+
+def test_an_output_file_that_exists_is_refused_before_anything_changes(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text("version: 1\n")
+    taken = tmp_path / "office.secret"
+    taken.write_text("another site's secret\n")
+    for target, reason in ((taken, "exists"), (tmp_path / "no" / "home.secret", "not a directory")):
+        result = runner.invoke(
+            app, ["site", "add", "home", "--policy", str(path), "-o", str(target)]
+        )
+        assert result.exit_code == 1
+        assert reason in result.stderr
+        assert result.stdout == ""
+    assert path.read_text() == "version: 1\n"
+    assert taken.read_text() == "another site's secret\n"

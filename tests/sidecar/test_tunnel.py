@@ -9,6 +9,7 @@ import re
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,10 +18,17 @@ import httpx
 import pytest
 
 from demo import processes
-from demo.netlab import Lab
-from demo.tunnellab import GATEWAY_PORT, NODE_FOR_USER, SITE, TunnelLab, secret_and_hash
-from tests.conftest import eventually
-from tests.sidecar.netns import require
+from tests.support.netlab import Lab, Namespace
+from tests.support.netns import require
+from tests.support.tunnellab import (
+    GATEWAY_PORT,
+    LAN,
+    NODE_FOR_USER,
+    SITE,
+    TunnelLab,
+    secret_and_hash,
+)
+from tests.support.waiting import eventually
 
 BACKEND, ECHO, DATAGRAMS, SECOND = 8000, 7000, 7001, 8001
 TCP_RESOURCE, UDP_RESOURCE = 25565, 25566
@@ -78,7 +86,9 @@ def tunnel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tunnel]:
         built.write_node(policy(secret_hash))
         built.start_in_site(processes.backend(BACKEND, "site"), "backend", BACKEND)
         built.start_in_site(
-            processes.python("-m", "demo.echo", "--tcp", str(ECHO), "--udp", str(DATAGRAMS)),
+            processes.python(
+                "-m", "tests.support.echo", "--tcp", str(ECHO), "--udp", str(DATAGRAMS)
+            ),
             "echo",
             ECHO,
         )
@@ -152,9 +162,9 @@ def test_raw_tcp_and_udp_resources_go_through_the_tunnel(tunnel: Tunnel) -> None
 
 
 def test_registration_without_the_secret_changes_nothing(tunnel: Tunnel) -> None:
-    from sidecar import keys
+    from sidecar import wgkeys
 
-    intruder = keys.public_key(keys.generate_private_key())
+    intruder = wgkeys.public_key(wgkeys.generate_private_key())
     trust = ssl.create_default_context(cafile=str(tunnel.lab.cert))
     with tunnel.lab.from_user(), httpx.Client(verify=trust, timeout=5) as client:
         for secret in ("", "wrong", tunnel.secret[:-1]):
@@ -198,6 +208,53 @@ def test_a_site_removed_from_the_policy_loses_its_peer_and_comes_back_when_added
     assert lab.agents["home"].poll() is None
 
 
+def test_a_changed_secret_answers_every_request_in_flow_at_once(tunnel: Tunnel) -> None:
+    """The gateway leaves the site the moment its policy or sites.json says so, and the sidecar
+    removes the peer only after that: no request is sent into a tunnel that is going."""
+    lab = tunnel.lab
+    assert eventually(tunnel.reaches_backend, timeout=20)
+    answers: list[tuple[float, int | str]] = []
+    stop = threading.Event()
+
+    def flow() -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                status: int | str = lab.request("app.example", "/flowing", timeout=5).status_code
+            except httpx.HTTPError as error:
+                status = repr(error)
+            answers.append((time.monotonic() - started, status))
+
+    senders = [threading.Thread(target=flow) for _ in range(3)]
+    for sender in senders:
+        sender.start()
+    try:
+        time.sleep(1)
+        _, changed = secret_and_hash()
+        lab.policy_file.write_text(policy(changed))
+        # Past the sidecar's wait (2 x reload_poll, at least 1 s) and its peer removal.
+        eventually(lambda: device_peers(lab) == [], timeout=20)
+        time.sleep(2)
+    finally:
+        stop.set()
+        for sender in senders:
+            sender.join()
+    statuses = [status for _, status in answers]
+    assert 200 in statuses, statuses
+    assert statuses[-1] == 503, statuses
+    # No timeout, no error, nothing else; a request in flight at the moment the site goes is
+    # cut with 502 (addons.deadlines), so at most one per sender.
+    assert set(statuses) <= {200, 502, 503}, statuses
+    assert statuses.count(502) <= len(senders), statuses
+    assert max(seconds for seconds, _ in answers) < 2, answers
+    first_503 = statuses.index(503)
+    # Three senders: a request that left before the change may land just after the first 503.
+    assert statuses[first_503 + 3 :].count(200) == 0, statuses
+    lab.policy_file.write_text(policy(tunnel.secret_hash))
+    assert eventually(tunnel.online, timeout=60, interval=0.5)
+    assert eventually(tunnel.reaches_backend, timeout=20)
+
+
 def test_changed_forwards_reach_the_agent_without_a_restart(tunnel: Tunnel) -> None:
     lab = tunnel.lab
     agent = lab.agents["home"]
@@ -226,6 +283,108 @@ def test_a_sidecar_restart_keeps_the_site_reachable_at_the_same_address(tunnel: 
     assert eventually(tunnel.online, timeout=60, interval=0.5)
     assert lab.site_state("home")["address"] == before
     assert eventually(tunnel.reaches_backend, timeout=20)
+
+
+def connects(namespace: Namespace, address: str, port: int) -> bool:
+    with namespace.entered():
+        try:
+            socket.create_connection((address, port), timeout=2).close()
+        except OSError:
+            return False
+    return True
+
+
+def take_over_the_site(lab: TunnelLab) -> None:
+    """What a site's root could do: route the node's LAN into the tunnel and accept its
+    answers (the agent itself routes only the node's tunnel address)."""
+    from sidecar import uapi
+    from sidecar.device import Peer
+
+    interface = lab.lab.interface("s0")
+    path = uapi.socket_path(interface)
+    (node,) = uapi.parse_peers(uapi.exchange(path, "get=1\n\n"))
+    allowed = (*node.allowed_ips, f"{LAN.rsplit('.', 1)[0]}.0/24")
+    uapi.exchange(path, uapi.set_request(peers=[Peer(node.public_key, allowed)]))
+    lab.site.ip("route", "replace", f"{LAN}/32", "dev", interface, "src", "100.89.0.2")
+
+
+def masquerade_the_lan(lab: TunnelLab) -> None:
+    """What Docker does for its bridges: what leaves the node from them leaves as the node."""
+    lab.node.run(
+        ["nft", "-f", "-"],
+        check=True,
+        stdin=(
+            "table ip lannat\ndelete table ip lannat\ntable ip lannat {\n chain post {\n"
+            "  type nat hook postrouting priority 100;\n"
+            f'  ip saddr {LAN}/24 oifname "{lab.lab.interface("n")}" masquerade\n }}\n}}\n'
+        ),
+    )
+
+
+def restart_sidecar(tunnel: Tunnel, isolate: bool) -> None:
+    lab = tunnel.lab
+    lab.write_node(policy(tunnel.secret_hash), isolate=isolate)
+    lab.stop_sidecar()
+    lab.start_sidecar()
+    assert eventually(tunnel.online, timeout=60, interval=0.5)
+    assert eventually(tunnel.reaches_backend, timeout=20)
+
+
+def isolation_table(lab: TunnelLab) -> str | None:
+    listed = lab.node.run(["nft", "list", "table", "inet", "warren"])
+    return listed.stdout if listed.returncode == 0 else None
+
+
+def test_a_site_reaches_nothing_behind_a_forwarding_node_while_isolated(tunnel: Tunnel) -> None:
+    lab = tunnel.lab
+    lan = lab.add_lan()
+    with lan.entered():
+        listener = socket.create_server((LAN, 9000))
+    lab.set_forwarding(True)
+    masquerade_the_lan(lab)
+    try:
+        assert isolation_table(lab) is not None  # isolate is on unless warren.yaml says no
+        take_over_the_site(lab)
+        assert not connects(lab.site, LAN, 9000)  # the site into the node's other networks
+        assert not connects(lan, "100.89.0.2", BACKEND)  # a container past the gateway
+        assert connects(lab.user, NODE_FOR_USER, GATEWAY_PORT)  # the node itself: not forwarded
+        assert tunnel.reaches_backend()
+
+        restart_sidecar(tunnel, isolate=False)
+        assert isolation_table(lab) is None
+        take_over_the_site(lab)
+        # What the table is for: without it, both ways are open on a forwarding node.
+        assert eventually(lambda: connects(lab.site, LAN, 9000), timeout=10)
+        assert connects(lan, "100.89.0.2", BACKEND)
+
+        restart_sidecar(tunnel, isolate=True)
+        # A crash leaves the table in place (closed), and the next start makes it anew.
+        assert lab.sidecar is not None
+        lab.sidecar.kill()
+        lab.sidecar.wait()
+        lab.node.processes.remove(lab.sidecar)
+        lab.sidecar = None
+        assert isolation_table(lab) is not None
+        lab.start_sidecar()
+        assert eventually(tunnel.online, timeout=60, interval=0.5)
+        listed = isolation_table(lab)
+        assert listed is not None
+        assert listed.count("drop") == 2
+        take_over_the_site(lab)
+        assert not connects(lab.site, LAN, 9000)
+        assert not connects(lan, "100.89.0.2", BACKEND)
+        assert eventually(tunnel.reaches_backend, timeout=20)
+        # A stopped sidecar takes its table with it.
+        lab.stop_sidecar()
+        assert isolation_table(lab) is None
+        lab.start_sidecar()
+        assert eventually(tunnel.online, timeout=60, interval=0.5)
+    finally:
+        listener.close()
+        lab.set_forwarding(False)
+        lab.node.run(["nft", "delete", "table", "ip", "lannat"])
+        if lab.sidecar is None:
+            lab.start_sidecar()
 
 
 @pytest.mark.parametrize("side", ["node", "site"])

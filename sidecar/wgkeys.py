@@ -2,12 +2,13 @@
 
 import base64
 import binascii
-import os
 import secrets
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from core.files import write_atomically
 
 KEY_BYTES = 32
 
@@ -62,9 +63,7 @@ def load_or_create(path: Path) -> str:
     except FileNotFoundError:
         key = generate_private_key()
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            file.write(key + "\n")
+        write_atomically(path, key.encode() + b"\n", exclusive=True)  # all or nothing
         return key
     key_bytes(key)  # a damaged key file is an error to fix, not a reason to make a new identity
     return key

@@ -1,5 +1,5 @@
-"""WireGuard interfaces driven from Python: the backend choice, and wireguard-go between two
-network namespaces."""
+"""WireGuard interfaces driven from Python: the backend choice (sidecar.backends), and
+wireguard-go between two network namespaces."""
 
 import base64
 import socket
@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from demo.netlab import Lab
-from sidecar import keys, links
-from sidecar.device import DeviceError, KernelUnsupported, Peer, choose_backend, open_device
-from tests.conftest import eventually
-from tests.sidecar.netns import missing
+from sidecar import links, wgkeys
+from sidecar.backends import choose_backend, open_device
+from sidecar.device import DeviceError, KernelUnsupported, Peer
+from tests.support.netlab import Lab
+from tests.support.netns import missing
+from tests.support.waiting import eventually
 
 
 def never() -> bool:
@@ -70,15 +71,15 @@ def test_an_existing_interface_of_the_wrong_kind_is_refused(existing: str, wante
 
 
 def test_keys_are_wireguard_keys() -> None:
-    private = keys.generate_private_key()
-    public = keys.public_key(private)
-    assert len(keys.key_bytes(private)) == len(keys.key_bytes(public)) == 32
-    assert keys.from_hex(keys.to_hex(public)) == public
-    assert not keys.is_key("c2hvcnQ=")
+    private = wgkeys.generate_private_key()
+    public = wgkeys.public_key(private)
+    assert len(wgkeys.key_bytes(private)) == len(wgkeys.key_bytes(public)) == 32
+    assert wgkeys.from_hex(wgkeys.to_hex(public)) == public
+    assert not wgkeys.is_key("c2hvcnQ=")
     # RFC 7748 section 6.1, Alice's key pair.
     alice = bytes.fromhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")
     assert (
-        keys.public_key(base64.b64encode(alice).decode())
+        wgkeys.public_key(base64.b64encode(alice).decode())
         == base64.b64encode(
             bytes.fromhex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")
         ).decode()
@@ -87,12 +88,12 @@ def test_keys_are_wireguard_keys() -> None:
 
 def test_keys_are_kept_private_and_reused(tmp_path: Path) -> None:
     path = tmp_path / "state" / "site.key"
-    first = keys.load_or_create(path)
-    assert keys.load_or_create(path) == first
+    first = wgkeys.load_or_create(path)
+    assert wgkeys.load_or_create(path) == first
     assert path.stat().st_mode & 0o777 == 0o600
     path.write_text("damaged\n")
-    with pytest.raises(keys.BadKey):
-        keys.load_or_create(path)
+    with pytest.raises(wgkeys.BadKey):
+        wgkeys.load_or_create(path)
 
 
 def test_the_kernel_backend_is_refused_cleanly_where_the_module_is_missing(lab: Lab) -> None:
@@ -113,15 +114,15 @@ def test_the_kernel_backend_is_refused_cleanly_where_the_module_is_missing(lab: 
 def test_userspace_wireguard_between_two_namespaces(lab: Lab) -> None:
     a, b = lab.namespace("a"), lab.namespace("b")
     lab.link(a, "10.200.0.1/24", b, "10.200.0.2/24")
-    key_a, key_b = keys.generate_private_key(), keys.generate_private_key()
+    key_a, key_b = wgkeys.generate_private_key(), wgkeys.generate_private_key()
     with a.entered():
         device_a = open_device(lab.interface("a"), "userspace")
-        device_a.configure(key_a, 51820, [Peer(keys.public_key(key_b), ("10.201.0.2/32",))])
+        device_a.configure(key_a, 51820, [Peer(wgkeys.public_key(key_b), ("10.201.0.2/32",))])
         links.bring_up(device_a.interface, IPv4Interface("10.201.0.1/24"))
     with b.entered():
         device_b = open_device(lab.interface("b"), "auto")  # no kernel module: wireguard-go
         assert device_b.backend == ("userspace" if missing() is None else "kernel")
-        node_peer = Peer(keys.public_key(key_a), ("10.201.0.1/32",), "10.200.0.1:51820", 1)
+        node_peer = Peer(wgkeys.public_key(key_a), ("10.201.0.1/32",), "10.200.0.1:51820", 1)
         device_b.configure(key_b, None, [node_peer])
         links.bring_up(
             device_b.interface,
@@ -140,13 +141,13 @@ def test_userspace_wireguard_between_two_namespaces(lab: Lab) -> None:
         assert eventually(connect, timeout=15)
         with a.entered():
             (seen,) = device_a.peers()
-        assert seen.public_key == keys.public_key(key_b)
+        assert seen.public_key == wgkeys.public_key(key_b)
         assert seen.last_handshake is not None
         assert seen.rx_bytes > 0
         assert seen.endpoint is not None
         assert seen.endpoint.startswith("10.200.0.2:")
         with a.entered():
-            device_a.set_peers([], remove=[keys.public_key(key_b)])
+            device_a.set_peers([], remove=[wgkeys.public_key(key_b)])
             assert device_a.peers() == []
             device_a.close()
             assert links.index_of(device_a.interface) is None
