@@ -11,14 +11,13 @@ over a broader one that contains it, whatever the order of the rows.
 
 import csv
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from ipaddress import ip_network
 from pathlib import Path
 
+from core.files import replacing
 from core.ipsets import IPNetwork
-from geodb.files import install
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +140,6 @@ def build(source: Path, output: Path) -> list[Row]:
         rows, key=lambda r: r.network.prefixlen + (96 if r.network.version == 4 else 0)
     ):
         writer.insert_network(IPSet([NetaddrNetwork(str(row.network))]), _record(row))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output.parent, prefix=".warren-geodb-") as work:
-        staged = Path(work) / output.name
+    with replacing(output, mode=0o644) as staged:
         writer.to_db_file(str(staged))
-        install(staged, output)
     return rows

@@ -52,6 +52,10 @@ _PROBES = tuple(
 )  # fmt: skip
 
 
+# Codes a database writes for "no country" (DB-IP's ZZ for reserved ranges, Cloudflare's XX): read
+# as unknown, so that `country: [XX]` in a rule matches them and the next file is asked.
+_NO_COUNTRY = frozenset({"XX", "ZZ"})
+
 # A record geoip2 cannot decode or cannot build its model from (a value of the wrong shape).
 _DAMAGED = (InvalidDatabaseError, ValueError, TypeError, KeyError)
 
@@ -85,12 +89,13 @@ class Database:
 
     def country(self, ip: IPAddress) -> str | None:
         try:
-            return self.reader.country(ip).country.iso_code
+            code = self.reader.country(ip).country.iso_code
         except geoip2.errors.AddressNotFoundError:
             return None
         except _DAMAGED as error:
             self._failed(ip, error)
             return None
+        return None if code in _NO_COUNTRY else code
 
     def asn(self, ip: IPAddress) -> tuple[int, str | None] | None:
         try:
@@ -101,11 +106,13 @@ class Database:
             self._failed(ip, error)
             return None
         number = found.autonomous_system_number
-        return None if number is None else (number, found.autonomous_system_organization)
+        if not number:  # AS0 (RFC 7607) is no network: unknown, as a rule's `asn: [0]` says
+            return None
+        return number, found.autonomous_system_organization
 
     def _failed(self, ip: IPAddress, error: Exception) -> None:
         # An IPv6 address against an IPv4-only database is merely "not in it"; anything else is a
-        # damaged record. Either way the address is unknown, which no rule lets in by accident.
+        # damaged record. Either way the address is unknown: XX / AS0 to the rules.
         if isinstance(error, ValueError) and ip.version == 6 and self.ip_version == 4:
             return
         self.lookup_errors += 1

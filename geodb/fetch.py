@@ -30,8 +30,8 @@ from typing import Literal, Protocol
 
 import maxminddb
 
+from core.files import replacing
 from geodb.database import DatabaseError, Kind, open_database
-from geodb.files import install
 
 type Provider = Literal["maxmind", "dbip"]
 type OnProgress = Callable[[str, int, int | None], None]  # label, bytes so far, total
@@ -113,24 +113,33 @@ def fetch(
 ) -> Installed:
     destination = output or directory / target.filename
     destination.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=destination.parent, prefix=".warren-geodb-") as work:
+    # The database is unpacked straight into the file that replaces the installed one, once it
+    # verifies; the archive stays in a directory that goes away whatever happens.
+    with (
+        tempfile.TemporaryDirectory(dir=destination.parent, prefix=".warren-geodb-") as work,
+        replacing(destination, mode=0o644) as staged,
+    ):
         staging = Path(work)
         if target.provider == "maxmind":
             if not license_key:
                 raise FetchError(
                     "MaxMind needs a license key: --license-key or MAXMIND_LICENSE_KEY"
                 )
-            staged, source = _maxmind(target, staging, base, license_key, on_progress)
+            source = _maxmind(target, staging, staged, base, license_key, on_progress)
         else:
-            staged, source = _dbip(target, staging, base, month, on_progress)
+            source = _dbip(target, staging, staged, base, month, on_progress)
         networks, database_type = verify(staged, target.kind)
-        install(staged, destination)
     return Installed(target, destination, source, networks, database_type)
 
 
 def _maxmind(
-    target: Edition, staging: Path, base: str, key: str, on_progress: OnProgress | None
-) -> tuple[Path, str]:
+    target: Edition,
+    staging: Path,
+    out: Path,
+    base: str,
+    key: str,
+    on_progress: OnProgress | None,
+) -> str:
     def url(suffix: str) -> str:
         query = {"edition_id": target.name, "license_key": key, "suffix": suffix}
         return f"{base}/app/geoip_download?{urllib.parse.urlencode(query)}"
@@ -145,16 +154,18 @@ def _maxmind(
             f"{target.name}.tar.gz does not match the SHA-256 MaxMind publishes "
             f"(got {actual[:16]}..., expected {published[:16]}...); nothing was installed"
         )
-    return _unpack_tar(archive, f"{target.name}.mmdb", staging / target.filename), shown
+    _unpack_tar(archive, f"{target.name}.mmdb", out)
+    return shown
 
 
 def _dbip(
     target: Edition,
     staging: Path,
+    out: Path,
     base: str,
     month: date | None,
     on_progress: OnProgress | None,
-) -> tuple[Path, str]:
+) -> str:
     # DB-IP publishes each month's file during the first days of the month: when this month's
     # is not out yet, last month's is the latest.
     today = datetime.now(UTC).date()
@@ -169,7 +180,8 @@ def _dbip(
             if candidate is months[-1]:
                 raise
             continue
-        return _gunzip(compressed, staging / target.filename, name), url
+        _gunzip(compressed, out, name)
+        return url
     raise AssertionError("unreachable")
 
 
@@ -242,7 +254,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _unpack_tar(archive: Path, member_name: str, out: Path) -> Path:
+def _unpack_tar(archive: Path, member_name: str, out: Path) -> None:
     try:
         with tarfile.open(archive, "r:gz") as tar:
             for member in tar:
@@ -252,13 +264,13 @@ def _unpack_tar(archive: Path, member_name: str, out: Path) -> Path:
                     source = tar.extractfile(member)
                     assert source is not None  # a regular file always has content
                     _copy(source, out)
-                    return out
+                    return
     except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
         raise FetchError(f"{archive.name} is not a readable tar.gz ({error})") from None
     raise FetchError(f"{archive.name} holds no {member_name}")
 
 
-def _gunzip(compressed: Path, out: Path, label: str) -> Path:
+def _gunzip(compressed: Path, out: Path, label: str) -> None:
     try:
         with gzip.open(compressed, "rb") as source:
             _copy(source, out)
@@ -266,7 +278,6 @@ def _gunzip(compressed: Path, out: Path, label: str) -> Path:
         raise FetchError(
             f"{label} is damaged or truncated ({error}); nothing was installed"
         ) from None
-    return out
 
 
 class _Readable(Protocol):

@@ -5,6 +5,9 @@ connections next); it reads `current` once, so a reload landing meanwhile never 
 versions. A reload opens the new file in a worker thread, checks it like at start, and swaps a
 whole new `Lookup` in one assignment; a file that fails the checks is refused and the last good
 copy keeps answering.
+
+Other components reach it only through `core.geo.open_geo` (the `warren.geo` entry point), as a
+`core.geo.GeoSource`: this module is geodb's own.
 """
 
 import asyncio
@@ -14,7 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from core.geo import Placed
+from core.geo import GeoReport, GeoSource
 from core.ipsets import IPAddress
 from core.problems import ConfigError, Loc, Problem
 from core.settings import GeoIP
@@ -58,8 +61,8 @@ def _located(problems: list[Problem], source: Path | None) -> list[Problem]:
     return locate(text, problems, source) if text else problems
 
 
-def open_for_core(settings: GeoIP, source: Path | None) -> "GeoService":
-    """The `warren.geo` entry point: `core.geo.open_geo` calls this."""
+def open_for_core(settings: GeoIP, source: Path | None) -> GeoSource:
+    """The `warren.geo` entry point: `core.geo.open_geo`, GeoIP's one front door, calls this."""
     return GeoService(settings, source)
 
 
@@ -92,10 +95,10 @@ class GeoService:
     def locate(self, ip: IPAddress) -> Located:
         return self.current.locate(ip)
 
-    def place(self, ip: IPAddress) -> Placed:
+    def report(self, ip: IPAddress) -> GeoReport:
         current = self.current
         located = current.locate(ip)
-        return Placed(located.country, located.asn, current.describe(located))
+        return GeoReport(located.country, located.asn, current.describe(located))
 
     @property
     def paths(self) -> tuple[Path, ...]:
@@ -149,6 +152,10 @@ class GeoService:
             await watch_file(path, interval, changed, on_missing=lambda: self._gone(path))
 
         await asyncio.gather(*(watch_one(path) for path in self.paths))
+
+    def opened(self) -> list[str]:
+        current = self.current
+        return [f"{db.kind} {db.description}" for db in (*current.countries, *current.asns)]
 
     def status(self) -> dict[str, object]:
         current = self.current

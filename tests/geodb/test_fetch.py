@@ -40,7 +40,8 @@ def installed_before(directory: Path, name: str) -> Path:
 
 
 def nothing_left_behind(directory: Path) -> None:
-    assert [p.name for p in directory.iterdir() if p.name.startswith(".warren-geodb")] == []
+    # Neither the download's working directory nor the half-made database file.
+    assert [p.name for p in directory.iterdir() if p.name.startswith(".")] == []
 
 
 def test_maxmind_downloads_verifies_and_installs_both_editions(
@@ -58,6 +59,7 @@ def test_maxmind_downloads_verifies_and_installs_both_editions(
             on_progress=lambda *progress: seen.append(progress),
         )
         assert installed.path == tmp_path / f"{name}.mmdb"
+        assert installed.path.stat().st_mode & 0o777 == 0o644  # a gateway's account reads it
         assert LICENSE_KEY not in installed.source
     country = open_database(tmp_path / "GeoLite2-Country.mmdb", "country")
     assert country.country(ip_address("81.2.69.142")) == "GB"

@@ -149,3 +149,10 @@ def test_a_replaced_database_is_freed_as_soon_as_nothing_uses_it(tmp_path: Path)
     finally:
         if enabled:
             gc.enable()
+
+
+def test_the_open_databases_are_named_for_the_log(tmp_path: Path) -> None:
+    geo, path = service(tmp_path)
+    (line,) = geo.opened()
+    assert line.startswith("country ")
+    assert path.name in line
