@@ -1,6 +1,8 @@
 """A small HTTP 'browser' for tests: follows redirects across host names that all live on one
-loopback port, and keeps each host's cookies apart, as a browser does."""
+loopback port, and keeps each host's cookies apart, as a browser does. `address` is where every
+name resolves: which node a client of several reaches (tests/support/twonodes.py)."""
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -11,6 +13,7 @@ import httpx
 @dataclass
 class Browser:
     port: int
+    address: str = "127.0.0.1"
     jar: dict[str, dict[str, str]] = field(default_factory=dict)
     visited: list[str] = field(default_factory=list)
     accept: str = "text/html,application/xhtml+xml"
@@ -28,7 +31,7 @@ class Browser:
             sent["cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
         with httpx.Client(timeout=30) as client:
             response = client.request(
-                method, f"http://127.0.0.1:{port}{target}", headers=sent, data=data
+                method, f"http://{self.address}:{port}{target}", headers=sent, data=data
             )
         self.visited.append(f"{method} {url} -> {response.status_code}")
         for line in response.headers.get_list("set-cookie"):
@@ -63,3 +66,9 @@ class Browser:
 
     def cookies(self, host: str) -> dict[str, str]:
         return dict(self.jar.get(host, {}))
+
+
+def form_value(html: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert found, f"no {name} field in:\n{html[:2000]}"
+    return found.group(1)

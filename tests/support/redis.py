@@ -8,16 +8,21 @@ from pathlib import Path
 import pytest
 
 from demo import processes
-from tests.conftest import in_ci
+from tests.support.ci import in_ci
 
 REDIS_SERVER = Path("/usr/bin/redis-server")
 
 
+# Persisting nothing, as tests want by default: a restart is then an outage that loses it all.
+NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
+
+
 class RedisServer:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, options: tuple[str, ...] = NO_PERSISTENCE) -> None:
         self.directory = directory
         self.port = processes.free_port()
         self.log = directory / "redis.log"
+        self.options = options  # redis-server's own, e.g. ("--appendonly", "yes")
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -26,7 +31,7 @@ class RedisServer:
 
     def start(self) -> "RedisServer":
         args = [str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1"]
-        args += ["--save", "", "--appendonly", "no", "--dir", str(self.directory)]
+        args += [*self.options, "--dir", str(self.directory)]
         self.process = processes.start(args, log=self.log, cwd=self.directory)
         processes.wait_for_port(self.port, self.process)
         return self

@@ -1,6 +1,6 @@
 """TCP and UDP echo servers, for raw resources in tests and benchmarks.
 
-    python -m demo.echo --host 127.0.0.1 --tcp 7000 --udp 7001
+    python -m tests.support.echo --host 127.0.0.1 --tcp 7000 --udp 7001
 
 Each answers what it receives, prefixed with `echo:`; the TCP server sends a greeting first
 (`hello\\n`) when --greet is given, like protocols where the server speaks first.

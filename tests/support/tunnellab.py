@@ -1,8 +1,11 @@
 """Warren's tunnel topology in network namespaces, for the end-to-end tests and the benchmarks.
 
     user ──── node ──── router ──── site
-                 (the node has no route to the site's network: the router masquerades the site,
-                  as a home router would; the site reaches out, nothing reaches in)
+               │ (the node has no route to the site's network: the router masquerades the site,
+              lan  as a home router would; the site reaches out, nothing reaches in)
+
+`add_lan` adds another network behind the node (its LAN, or a Docker bridge), for the isolation
+tests: what a site must not reach through a node that forwards IP.
 
 The node runs the gateway and the sidecar from one warren.yaml; the site runs the site agent and
 its applications on its own loopback. Only private addresses, only inside the namespaces.
@@ -20,12 +23,13 @@ from typing import Any
 import httpx
 
 from demo import processes
-from demo.netlab import Lab, Namespace
-from demo.tls import self_signed
+from tests.support.netlab import Lab, Namespace
+from tests.support.tls import self_signed
 
 USER, NODE_FOR_USER = "10.201.1.2", "10.201.1.1"
 NODE, ROUTER_UPLINK = "10.201.2.1", "10.201.2.2"
 ROUTER_SITE_SIDE, SITE = "10.201.3.1", "10.201.3.2"
+NODE_FOR_LAN, LAN = "10.201.4.1", "10.201.4.2"
 GATEWAY_PORT = 8443
 SUBNET = "100.89.0.0/24"
 
@@ -48,6 +52,7 @@ class TunnelLab:
     agents: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     gateway: subprocess.Popen[bytes] | None = None
     sidecar: subprocess.Popen[bytes] | None = None
+    lan: Namespace | None = None
 
     @classmethod
     def build(cls, lab: Lab, directory: Path) -> "TunnelLab":
@@ -71,6 +76,19 @@ class TunnelLab:
         cert = self_signed([NODE, NODE_FOR_USER, "node.test"])
         return cls(lab, directory, user, node, router, site, uplink, cert)
 
+    def add_lan(self) -> Namespace:
+        """A network behind the node, whose hosts route everything through it."""
+        if self.lan is None:
+            self.lan = self.lab.namespace("lan")
+            self.lab.link(self.node, f"{NODE_FOR_LAN}/24", self.lan, f"{LAN}/24")
+            self.lan.ip("route", "add", "default", "via", NODE_FOR_LAN)
+        return self.lan
+
+    def set_forwarding(self, on: bool) -> None:
+        """The node forwarding IP, as Docker hosts and routers do."""
+        command = f"echo {int(on)} > /proc/sys/net/ipv4/ip_forward"
+        self.node.run(["sh", "-c", command], check=True)
+
     @property
     def node_url(self) -> str:
         return f"https://{NODE}:{GATEWAY_PORT}"
@@ -87,7 +105,7 @@ class TunnelLab:
     def policy_file(self) -> Path:
         return self.directory / "node" / "policy.yaml"
 
-    def write_node(self, policy: str, probe_interval: str = "1s") -> None:
+    def write_node(self, policy: str, probe_interval: str = "1s", isolate: bool = True) -> None:
         self.config.parent.mkdir(parents=True, exist_ok=True)
         self.policy_file.write_text(policy)
         self.config.write_text(
@@ -97,7 +115,7 @@ class TunnelLab:
             "state_dir: state\n"
             "reload_poll: 0.2s\n"
             f"wireguard: {{interface: {self.lab.interface('n')}, subnet: {SUBNET}, "
-            f"probe_interval: {probe_interval}}}\n"
+            f"probe_interval: {probe_interval}, isolate: {str(isolate).lower()}}}\n"
         )
 
     def start_node(self) -> None:
