@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-SUITES = ["gateway", "geo", "ratelimit", "auth", "tunnel"]
+SUITES = ["gateway", "tls", "geo", "ratelimit", "auth", "tunnel", "cluster"]
 
 
 def main() -> int:

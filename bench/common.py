@@ -79,6 +79,7 @@ def wrk(
     address: str = "127.0.0.1",
     within: Sequence[str] = (),  # a command prefix, e.g. `ip netns exec NAME`
     headers: Sequence[str] = (),
+    scheme: str = "http",
 ) -> Load:
     args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"Host: {host}"]
     for header in headers:
@@ -86,7 +87,7 @@ def wrk(
     if script is not None:
         args += ["-s", str(script)]
     output = subprocess.run(
-        [*within, *pinned([*args, f"http://{address}:{port}{path}"], LOAD_CORE)],
+        [*within, *pinned([*args, f"{scheme}://{address}:{port}{path}"], LOAD_CORE)],
         capture_output=True,
         text=True,
         check=True,

@@ -1,6 +1,6 @@
 """Tunnels: the site agent's forwarder, HTTP through a tunnel, the agent's memory.
 
-Run in network namespaces (demo.tunnellab: user, node, NAT router, site), as root:
+Run in network namespaces (tests.support.tunnellab: user, node, NAT router, site), as root:
 1. bulk TCP throughput (iperf3, node to site) through the agent's forwarder vs the raw WireGuard
    tunnel between the same namespaces (target >= 0.8)
 2. HTTP req/s (wrk from the user) through gateway + tunnel vs the gateway straight to the same
@@ -21,8 +21,8 @@ from typing import Any
 
 from bench import common
 from demo import processes
-from demo.netlab import Lab
-from demo.tunnellab import GATEWAY_PORT, NODE_FOR_USER, TunnelLab, secret_and_hash
+from tests.support.netlab import Lab
+from tests.support.tunnellab import GATEWAY_PORT, NODE_FOR_USER, TunnelLab, secret_and_hash
 
 SITE_ADDRESS = "100.89.0.2"
 BACKEND = 8000  # on the site's loopback, reached through the tunnel
@@ -84,7 +84,9 @@ def measure(tunnel: TunnelLab, quick: bool) -> dict[str, Any]:
     tunnel.write_node(policy(secret_hash))
     bench_backend = processes.python("-m", "bench.backend")
     tunnel.start_in_site([*bench_backend, str(BACKEND)], "backend", BACKEND)
-    tunnel.start_in_site(processes.python("-m", "demo.echo", "--tcp", str(ECHO)), "echo", ECHO)
+    tunnel.start_in_site(
+        processes.python("-m", "tests.support.echo", "--tcp", str(ECHO)), "echo", ECHO
+    )
     tunnel.start_in_site(
         ["iperf3", "-s", "-B", "127.0.0.1", "-p", str(IPERF_FORWARDED)],
         "iperf-fwd",
