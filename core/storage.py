@@ -121,7 +121,11 @@ def redis_client(url: str, **options: Any) -> "Redis":
             (urlsplit(f"//{h}").hostname or "", urlsplit(f"//{h}").port or 26379) for h in located
         ]
         service = parts.path.strip("/").partition("/")[0]
-        sentinel = Sentinel(hosts, username=username, password=password)
+        # The sentinels are asked where the primary is with the caller's socket timeouts, or 2 s:
+        # redis-py would otherwise wait on an unanswering sentinel for as long as TCP does.
+        asked = {k: v for k, v in options.items() if k.startswith("socket_")}
+        asked = asked or {"socket_connect_timeout": 2, "socket_timeout": 2}
+        sentinel = Sentinel(hosts, sentinel_kwargs=asked, username=username, password=password)
         master: Redis = sentinel.master_for(
             service, username=username, password=password, **options
         )

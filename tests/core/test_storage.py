@@ -75,3 +75,14 @@ def test_a_unix_socket_and_a_sentinel_are_clients_too() -> None:
     sentinel = redis_client("valkey+sentinel://10.0.0.1,10.0.0.2:26380/main")
     assert isinstance(sentinel.connection_pool, SentinelConnectionPool)
     assert sentinel.connection_pool.service_name == "main"
+    # An unanswering sentinel is given up on, not waited for as long as TCP would.
+    assert sentinel_timeout(sentinel.connection_pool) == 2
+    timed = redis_client("redis+sentinel://127.0.0.1:1/main", socket_timeout=7)
+    assert sentinel_timeout(timed.connection_pool) == 7
+
+
+def sentinel_timeout(pool: object) -> object:
+    from redis.asyncio.sentinel import SentinelConnectionPool
+
+    assert isinstance(pool, SentinelConnectionPool)
+    return pool.sentinel_manager.sentinels[0].connection_pool.connection_kwargs["socket_timeout"]
