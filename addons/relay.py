@@ -24,6 +24,7 @@ from mitmproxy.net import tls as net_tls
 from OpenSSL import SSL
 
 from addons.deadlines import Deadlines
+from addons.destination import point_at
 from addons.exchange import Exchange
 from addons.respond import refuse
 from addons.runtime import RuntimeSlot
@@ -67,13 +68,8 @@ def point_at_node(
     token = mint_relay(
         runtime.signin.keys, sender=runtime.settings.node_name, receiver=node.name, carried=carried
     )
-    host_header = request.host_header
     request.headers[HEADER] = token
-    if not (request.is_http2 or request.is_http3):
-        request.authority = ""
-    request.scheme = "https"
-    request.host, request.port = origin_address(node.url)
-    request.host_header = host_header
+    point_at(request, "https", origin_address(node.url))
 
 
 def _carried(request: http.Request, resource: str, target: Target) -> Carried:
@@ -105,13 +101,7 @@ class Relayed:
         if address is None:
             refuse(flow, 502, reason=f"relayed by {sender}: site {target.site} is offline here too")
             return
-        request = flow.request
-        host_header = request.host_header
-        if not (request.is_http2 or request.is_http3):
-            request.authority = ""
-        request.scheme = target.scheme
-        request.host, request.port = address
-        request.host_header = host_header
+        point_at(flow.request, target.scheme, address)
         exchange.target = target
         exchange.relayed_by = sender
         self.deadlines.requestheaders(flow, exchange)

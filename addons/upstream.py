@@ -5,6 +5,7 @@ from urllib.parse import unquote_plus
 
 from mitmproxy import http
 
+from addons.destination import point_at
 from addons.exchange import Exchange
 from addons.relay import point_at_node, relay_route
 from addons.respond import refuse
@@ -34,7 +35,7 @@ class Upstream:
         if isinstance(where, NodeRecord):
             point_at_node(flow, exchange, target, where)
         else:
-            _point_at(flow.request, target, where)
+            point_at(flow.request, target.scheme, where)
         exchange.target = target
         exchange.routed = True
         runtime.upstreams.started(target_key(target))
@@ -179,15 +180,3 @@ def _refuse_switch(flow: http.HTTPFlow, response: http.Response) -> None:
         reason=f"the application switched protocols ({upgrade!r}) without a WebSocket upgrade",
         headers={"connection": "close"},
     )
-
-
-def _point_at(request: http.Request, target: Target, address: tuple[str, int]) -> None:
-    # Setting the destination rewrites Host/:authority; the backend must see the client's.
-    host_header = request.host_header
-    if not (request.is_http2 or request.is_http3):
-        # An absolute-form target (`GET http://other/x`) goes on in origin-form, with the Host
-        # it was decided by; otherwise it would name the internal address (RFC 9112 §3.2.1).
-        request.authority = ""
-    request.scheme = target.scheme
-    request.host, request.port = address
-    request.host_header = host_header
