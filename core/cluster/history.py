@@ -1,16 +1,14 @@
 """`warren policy history|show` and `warren users history|show`: the versions storage keeps of
 what was pushed (core.cluster.documents), to look back or to push an older one again."""
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from core.cli import DEFAULT_CONFIG, ConfigOption
 from core.cluster.documents import Kind, PushedDocument
-from core.cluster.push import client, shared_settings
+from core.cluster.push import shared_settings, with_storage
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -50,7 +48,7 @@ def _history(settings: "Settings", kind: Kind) -> None:
         kept = [await at_version(redis, kind, v) for v in range(last.version, 0, -1)[:HISTORY]]
         return [document for document in kept if document is not None]
 
-    documents = _reading(settings, read)
+    documents = with_storage(settings, read)
     if not documents:
         typer.echo(f"no {kind} file was pushed yet")
     for document in documents:
@@ -64,32 +62,9 @@ def _show(settings: "Settings", kind: Kind, version: int | None) -> None:
     async def read(redis: "Redis") -> PushedDocument | None:
         return await (current(redis, kind) if version is None else at_version(redis, kind, version))
 
-    document = _reading(settings, read)
+    document = with_storage(settings, read)
     if document is None:
         which = "no version" if version is None else f"version {version} is not kept"
         typer.secho(f"error: {kind}: {which}", err=True, fg=typer.colors.RED)
         raise typer.Exit(1)
     typer.echo(document.text, nl=False)
-
-
-def _reading[T](settings: "Settings", read: "Callable[[Redis], Awaitable[T]]") -> T:
-    from redis.exceptions import RedisError
-
-    from core.storage import redact
-
-    async def run() -> T:
-        redis = client(settings)
-        try:
-            return await read(redis)
-        finally:
-            await redis.aclose()
-
-    try:
-        return asyncio.run(run())
-    except (RedisError, OSError) as error:
-        typer.secho(
-            f"error: storage {redact(settings.storage)} did not answer ({error})",
-            err=True,
-            fg=typer.colors.RED,
-        )
-        raise typer.Exit(1) from None

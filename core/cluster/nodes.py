@@ -11,7 +11,6 @@ import importlib
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,6 +18,7 @@ import typer
 
 from core.cli import DEFAULT_CONFIG, ConfigOption, fail_with
 from core.cluster.documents import Kind, current, digest_of
+from core.cluster.push import with_storage
 from core.cluster.records import DocumentState, NodeRecord
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def remove(name: Name, config: ConfigOption = DEFAULT_CONFIG) -> None:
 
     settings = _shared(config)
     keep = settings.session.ttl.total_seconds()
-    had = _run(settings, lambda redis: registry.remove(redis, name, keep))
+    had = with_storage(settings, lambda redis: registry.remove(redis, name, keep))
     state = "was live" if had else "had no live record or keys"
     typer.echo(f"removed {name} ({state}); its keys are trusted by no node")
 
@@ -74,7 +74,7 @@ def readmit(name: Name, config: ConfigOption = DEFAULT_CONFIG) -> None:
     from core.cluster import registry
 
     settings = _shared(config)
-    if not _run(settings, lambda redis: registry.readmit(redis, name)):
+    if not with_storage(settings, lambda redis: registry.readmit(redis, name)):
         typer.echo(f"{name} was not removed")
         return
     typer.echo(f"{name} may join again; restart its gateway to publish its record and keys")
@@ -102,27 +102,6 @@ def _shared(config: Path) -> "Settings":
     return settings
 
 
-def _run[T](settings: "Settings", work: "Callable[[Redis], Awaitable[T]]") -> T:
-    from redis.exceptions import RedisError
-
-    from core.storage import redact, redis_client
-
-    async def run() -> T:
-        redis = redis_client(settings.storage, socket_connect_timeout=3, socket_timeout=10)
-        try:
-            return await work(redis)
-        finally:
-            await redis.aclose()
-
-    try:
-        return asyncio.run(run())
-    except (RedisError, OSError) as error:
-        typer.secho(
-            f"error: storage {redact(settings.storage)} did not answer: {error}", err=True, fg="red"
-        )
-        raise typer.Exit(1) from None
-
-
 def _cluster_report(settings: "Settings") -> dict[str, Any]:
     from core.cluster.registry import live_nodes, removed_names
 
@@ -139,7 +118,7 @@ def _cluster_report(settings: "Settings") -> dict[str, Any]:
             "pushed": {str(kind): digest for kind, digest in pushed.items()},
         }
 
-    report = _run(settings, read)
+    report = with_storage(settings, read)
     report["warnings"] = _persistence_warnings(settings)
     return report
 

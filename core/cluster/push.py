@@ -9,6 +9,7 @@ new copy, or refused it and why (core.cluster.sync does the taking on each node)
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NamedTuple
 
@@ -254,3 +255,28 @@ def client(settings: "Settings") -> "Redis":
     from core.storage import redis_client
 
     return redis_client(settings.storage, socket_connect_timeout=3, socket_timeout=10)
+
+
+def with_storage[T](settings: "Settings", work: "Callable[[Redis], Awaitable[T]]") -> T:
+    """For the cluster's commands: `work` on a short-lived client; storage that does not answer
+    is one line and exit 1."""
+    from redis.exceptions import RedisError
+
+    from core.storage import redact
+
+    async def run() -> T:
+        redis = client(settings)
+        try:
+            return await work(redis)
+        finally:
+            await redis.aclose()
+
+    try:
+        return asyncio.run(run())
+    except (RedisError, OSError) as error:
+        typer.secho(
+            f"error: storage {redact(settings.storage)} did not answer ({error})",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(1) from None
