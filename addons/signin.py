@@ -10,12 +10,8 @@ from mitmproxy import http
 
 from core.auth import cookies
 from core.auth.identity import Identity
-from core.auth.regulation import Regulation
-from core.auth.services import SignInServices
-from core.auth.signing import KeyRing
-from core.auth.signinstate import KeyValue
+from core.auth.services import OnSignInServices, SignInServices
 from core.auth.tokens import mint
-from core.auth.users import UsersSource
 from core.auth.verifier import Verifier, audiences
 from core.clientip import ClientAddress
 from core.forwarding import ASSERTION_HEADER
@@ -27,7 +23,7 @@ _ASSERTION_REUSE_SECONDS = 30  # reissued when less than this is left
 
 
 @dataclass(slots=True)
-class SignIn:
+class SignIn(OnSignInServices):
     settings: Settings
     services: SignInServices  # what the portal signs in with too (core.auth.services)
     verifier: Verifier
@@ -51,22 +47,6 @@ class SignIn:
     @property
     def issuer(self) -> str:
         return self.services.issuer
-
-    @property
-    def keys(self) -> KeyRing:
-        return self.services.keys
-
-    @property
-    def kv(self) -> KeyValue:
-        return self.services.kv
-
-    @property
-    def users(self) -> UsersSource:
-        return self.services.users
-
-    @property
-    def regulation(self) -> Regulation:
-        return self.services.regulation
 
     @property
     def cookie_domain(self) -> str | None:

@@ -11,12 +11,9 @@ from aiohttp import web
 from core.auth import cookies, csrf, sessions
 from core.auth.identity import Identity
 from core.auth.redirects import RedirectTarget, safe_target
-from core.auth.regulation import Regulation
-from core.auth.services import SignInServices
-from core.auth.signing import KeyRing
-from core.auth.signinstate import KeyValue
+from core.auth.services import OnSignInServices, SignInServices
 from core.auth.tokens import TokenError, Use, mint, new_id, verify
-from core.auth.users import User, UsersSource, active_user
+from core.auth.users import User, active_user
 from core.auth.verifier import audiences, identity_of
 from core.clientip import ForwardingError, ProxyTrust, peer_address
 from core.ipsets import IPAddress
@@ -30,7 +27,7 @@ PENDING_SECONDS = 300  # between the password and the second factor
 
 
 @dataclass(slots=True)
-class Portal:
+class Portal(OnSignInServices):
     settings: Settings
     origin: str  # public_url, e.g. https://auth.example.com
     host: str
@@ -58,22 +55,6 @@ class Portal:
             trust=ProxyTrust(settings.portal.trusted_proxies),
             ports=frozenset(ports),
         )
-
-    @property
-    def keys(self) -> KeyRing:
-        return self.services.keys
-
-    @property
-    def kv(self) -> KeyValue:
-        return self.services.kv
-
-    @property
-    def users(self) -> UsersSource:
-        return self.services.users
-
-    @property
-    def regulation(self) -> Regulation:
-        return self.services.regulation
 
     @property
     def session_seconds(self) -> float:

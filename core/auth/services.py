@@ -64,3 +64,27 @@ class SignInServices:
         await self.kv.close()
         if self.published is not None:
             await self.published.close()
+
+
+class OnSignInServices:
+    """For what is built on the services (the gateway's SignIn, the portal's Portal): their
+    parts by name, so callers say `signin.kv`, not `signin.services.kv`."""
+
+    __slots__ = ()
+    services: SignInServices
+
+    @property
+    def keys(self) -> KeyRing:
+        return self.services.keys
+
+    @property
+    def kv(self) -> KeyValue:
+        return self.services.kv
+
+    @property
+    def users(self) -> UsersSource:
+        return self.services.users
+
+    @property
+    def regulation(self) -> Regulation:
+        return self.services.regulation
