@@ -153,7 +153,6 @@ CLOSED_HTTP1: list[tuple[str, bytes]] = [
     ("head_bare_lf_chunked", b"POST /{m} HTTP/1.1\nHost: app.example\nTransfer-Encoding: chunked\n\n0\n\n" + SMUGGLED),
 ]
 
-# Not refused today: each says what happens instead. Strict: a fix makes the xfail fail.
 # Not refused, and safe: mitmproxy reads these one way and forwards that reading re-framed, so the
 # backend gets clean framing and the hidden request is read, and denied, by the gateway itself.
 REFRAMED_HTTP1: list[tuple[str, bytes]] = [
