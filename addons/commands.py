@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from core.cli import ConfigOption, fail_with
+from core.commandline import ConfigOption, fail_with
 
 
 def register(app: typer.Typer) -> None:

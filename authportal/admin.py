@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from core.cli import DEFAULT_CONFIG, ConfigOption, fail_with
+from core.commandline import DEFAULT_CONFIG, ConfigOption, fail_with
 
 if TYPE_CHECKING:
     from core.auth.signinstate import KeyValue

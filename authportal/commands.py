@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from core.cli import DEFAULT_CONFIG, ConfigOption, fail_with
+from core.commandline import DEFAULT_CONFIG, ConfigOption, fail_with
 
 users_app = typer.Typer(help="Manage the portal's users (users.yaml).", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage the signing keys in state_dir/keys.", no_args_is_help=True)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from authportal.admin import fail, revoke_user, settings_of, utc_text, with_state
-from core.cli import DEFAULT_CONFIG, ConfigOption
+from core.commandline import DEFAULT_CONFIG, ConfigOption
 
 if TYPE_CHECKING:
     from core.auth.sessions import SignInRecord

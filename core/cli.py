@@ -6,10 +6,11 @@ from collections.abc import Callable
 from enum import StrEnum
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
+from core.commandline import DEFAULT_CONFIG, ConfigOption, fail_with, node_capabilities
 from core.install import commands as install_commands
 from core.policy.check import Capabilities
 from core.problems import ConfigError
@@ -25,12 +26,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-ConfigOption = Annotated[
-    Path,
-    typer.Option("--config", "-c", envvar="WARREN_CONFIG", help="Path to warren.yaml."),
-]
-DEFAULT_CONFIG = Path("warren.yaml")
 
 
 def _show_version(asked: bool) -> None:
@@ -51,19 +46,6 @@ def _options(
     ] = False,
 ) -> None:
     pass
-
-
-def fail_with(error: ConfigError) -> NoReturn:
-    for problem in error.problems:
-        typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(1)
-
-
-def node_capabilities(config: Path | None) -> Capabilities:
-    from core.policy.check import node_capabilities as of_settings
-    from core.settings import load_settings
-
-    return of_settings(load_settings(config) if config is not None else None)
 
 
 def _looks_like_policy(data: Any) -> bool:
@@ -462,10 +444,9 @@ app.command(rich_help_panel="Install")(install_commands.init)
 
 
 def main() -> None:
-    from core.cluster import nodes, push  # here: they build on this module's options
+    from core.cluster import commands as cluster_commands
 
-    push.register(app)
-    nodes.register(app)
+    cluster_commands.register(app)
     for entry in entry_points(group="warren.commands"):
         entry.load()(app)
     app()

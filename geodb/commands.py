@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from core.cli import fail_with
+from core.commandline import fail_with
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
-from core.cli import DEFAULT_CONFIG, ConfigOption, fail_with
+from core.commandline import DEFAULT_CONFIG, ConfigOption, fail_with
 
 if TYPE_CHECKING:
     from sidecar.device import BackendChoice

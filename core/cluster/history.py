@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from core.cli import DEFAULT_CONFIG, ConfigOption
 from core.cluster.documents import Kind, PushedDocument
 from core.cluster.push import shared_settings, with_storage
+from core.commandline import DEFAULT_CONFIG, ConfigOption
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from core.cli import DEFAULT_CONFIG, ConfigOption, fail_with
 from core.cluster.documents import Kind, current, digest_of
 from core.cluster.push import with_storage
 from core.cluster.records import DocumentState, NodeRecord
+from core.commandline import DEFAULT_CONFIG, ConfigOption, fail_with
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

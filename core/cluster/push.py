@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Annotated, NamedTuple
 
 import typer
 
-from core.cli import DEFAULT_CONFIG, ConfigOption, fail_with
 from core.cluster.documents import Kind, PushedDocument
+from core.commandline import DEFAULT_CONFIG, ConfigOption, fail_with
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -35,11 +35,6 @@ WAIT_SECONDS = 5.0
 
 
 def register(app: typer.Typer) -> None:
-    from core.cluster import history
-
-    for group, kind in ((policy_app, "policy"), (users_app, "users")):
-        group.command("history")(getattr(history, f"{kind}_history"))
-        group.command("show")(getattr(history, f"{kind}_show"))
     app.add_typer(policy_app, name="policy", rich_help_panel="Policy")
     app.add_typer(users_app, name="users", rich_help_panel="Sign-in")
 
@@ -50,7 +45,7 @@ def policy_push(
 ) -> None:
     """Validate FILE as this node loads a policy, store it for every node sharing storage, and
     say which nodes took it and which refused it (exit 1 if any did not take it)."""
-    from core.cli import node_capabilities
+    from core.commandline import node_capabilities
     from core.policy.limitchecks import located_warnings
     from core.policy.load import build_policy
     from core.problems import ConfigError
