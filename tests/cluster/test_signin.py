@@ -1,5 +1,6 @@
 """Sign-in across nodes, end to end in the cluster lab: a session made through node a is good on
-node b with no key copied by hand, and a sign-out through b is refused on a within a second."""
+node b with no key copied by hand, a sign-out through b is refused on a within a second, and a
+share link made on a opens on b until it is revoked on a."""
 
 import html
 import re
@@ -21,6 +22,10 @@ version: 1
 resources:
 {portal_resource()}  app:
     host: app.test
+    targets: [{{host: 127.0.0.1, port: {LOCAL_BACKEND}}}]
+  shared:
+    host: shared.test
+    auth: {{share_links: true}}
     targets: [{{host: 127.0.0.1, port: {LOCAL_BACKEND}}}]
 """
 
@@ -75,3 +80,23 @@ def test_a_sign_out_through_b_is_refused_on_a_within_a_second(cluster: ClusterLa
         took = time.monotonic() - answered
     assert refused, old.visited[-3:]
     assert took <= 1.0, f"node a still took the signed-out cookie {took:.3f} s after"
+
+
+def test_a_share_link_made_on_a_opens_on_b_until_revoked_on_a(cluster: ClusterLab) -> None:
+    start(cluster)
+    made = cluster.nodes["a"].warren("share", "shared", "--expires", "1h")
+    assert made.returncode == 0, made.stderr
+    link, link_id = made.stdout.splitlines()[0], made.stdout.splitlines()[1].removeprefix("id ")
+    token = link.partition("warren_share=")[2]
+    url = f"http://shared.test:{GATEWAY_PORT}/?warren_share={token}"
+
+    def on_b() -> int:
+        fresh = Browser(GATEWAY_PORT, cluster.nodes["b"].address)  # no cookie: the link alone
+        return fresh.request("GET", url, accept="application/json").status_code
+
+    with cluster.from_user():
+        assert on_b() == 200
+    revoked = cluster.nodes["a"].warren("share", "revoke", link_id)
+    assert revoked.returncode == 0, revoked.stderr
+    with cluster.from_user():
+        assert on_b() == 403
