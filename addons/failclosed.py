@@ -23,6 +23,15 @@ from core import storagefailure
 from core.storagefailure import is_storage_failure
 
 log = logging.getLogger("warren.gateway")
+# On the log records of a request's or a connection's failure: the gateway's start-up check
+# (addons.gateway) exits on errors logged while it starts, and a client that connects in that
+# window with a failing hook is not a start that failed.
+TRAFFIC = {"traffic": True}
+
+
+def is_traffic(record: logging.LogRecord) -> bool:
+    return bool(getattr(record, "traffic", False))
+
 
 FAILPOINTS: set[str] = set(filter(None, os.environ.get("WARREN_FAILPOINTS", "").split(",")))
 HOOKS: list[str] = []  # every wrapped hook, as "module.hook"; the fault tests walk this list
@@ -82,7 +91,9 @@ def guard[S](
 def answer_failure(flow: http.HTTPFlow, name: str, error: Exception) -> None:
     """What a failed step answers: 500, or Warren's 503 page when the storage is down."""
     if flow.websocket is not None and flow.response is not None:
-        log.error("%s failed: %r; closing the connection", name, error, exc_info=error)
+        log.error(
+            "%s failed: %r; closing the connection", name, error, exc_info=error, extra=TRAFFIC
+        )
         flow.kill()  # the handshake is done; there is no response left to replace
         return
     if is_storage_failure(error):
@@ -91,7 +102,7 @@ def answer_failure(flow: http.HTTPFlow, name: str, error: Exception) -> None:
         flow.metadata[_STORAGE_DOWN] = True
         _storage_down(flow, f"{name}: storage unavailable ({storagefailure.reason(error)})")
     else:
-        log.error("%s failed: %r; answering 500", name, error, exc_info=error)
+        log.error("%s failed: %r; answering 500", name, error, exc_info=error, extra=TRAFFIC)
         refuse(flow, 500, reason=f"internal error in {name}")
     flow.metadata[FAILED] = name
 
@@ -137,7 +148,9 @@ def fail_closed_connection(kill: Callable[[Any, str], None]) -> Callable[[Any], 
         name = f"{hook.__module__.rpartition('.')[2]}.{hook.__name__}"
 
         def fail(data: Any, error: Exception) -> None:
-            log.error("%s failed: %r; closing the connection", name, error, exc_info=error)
+            log.error(
+                "%s failed: %r; closing the connection", name, error, exc_info=error, extra=TRAFFIC
+            )
             kill(data, f"internal error in {name}")
 
         return guard(hook, name, fail, CONNECTION_HOOKS)

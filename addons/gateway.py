@@ -17,6 +17,7 @@ from pathlib import Path
 from mitmproxy import master, options
 from mitmproxy.addons import disable_h2c, errorcheck, next_layer, proxyserver, tlsconfig
 
+from addons.failclosed import is_traffic
 from addons.options import listen_modes
 from addons.pack import warren_addons
 from core.notify import notify_ready
@@ -24,7 +25,15 @@ from core.settings import load_settings
 
 
 class _StartupErrorCheck(errorcheck.ErrorCheck):
+    """mitmproxy's: the gateway exits when an error is logged while it starts (a bad file, a
+    port taken). A request or connection that fails meanwhile (failclosed.TRAFFIC) is not that:
+    it was answered or closed, and the gateway goes on starting."""
+
     name = "errorcheck"  # the master looks it up by this name
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logger.addFilter(lambda record: not is_traffic(record))
 
     def finish(self) -> None:
         errorcheck.ErrorCheck.finish(self)

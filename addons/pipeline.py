@@ -104,7 +104,7 @@ class Pipeline:
             try:
                 await _call(name, method, is_async, flow, exchange)
             except Exception as error:
-                log.error("%s failed: %r", name, error, exc_info=error)
+                log.error("%s failed: %r", name, error, exc_info=error, extra=failclosed.TRAFFIC)
                 if phase == "response" and flow.websocket is None:
                     refuse(flow, 500, reason=f"internal error in {name}")
 

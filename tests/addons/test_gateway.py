@@ -6,6 +6,7 @@ The same routing and refusals under `mitmdump -s addons/warren.py`: tests/addons
 """
 
 import asyncio
+import logging
 import os
 import sys
 import uuid
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from addons import gateway as lean
+from addons.failclosed import TRAFFIC
 from tests.support.backend import Backend
 from tests.support.gateway import Gateway, GatewayFactory
 
@@ -200,3 +202,19 @@ def test_the_gateway_says_ready_once_it_listens_and_never_when_it_cannot(
         )
         assert taken.returncode == 1
         assert systemd.pending() is None  # it has exited: anything it sent would be here
+
+
+def test_a_request_that_fails_while_the_gateway_starts_is_not_a_failed_start() -> None:
+    # A client may connect before start-up ends; its failing hook answers or closes it
+    # (failclosed), and must not make the start-up check end the gateway.
+    check = lean._StartupErrorCheck()
+    logger = logging.getLogger("warren.gateway")
+    try:
+        logger.error("raw.client_connected failed; closing the connection", extra=TRAFFIC)
+        assert check.logger.has_errored == []
+        logger.error("the policy file does not load")
+        assert [r.getMessage() for r in check.logger.has_errored] == [
+            "the policy file does not load"
+        ]
+    finally:
+        check.logger.uninstall()
