@@ -254,6 +254,59 @@ def _public_url(value: str | None) -> str | None:
 _yaml_values: ContextVar[dict[str, Any] | None] = ContextVar("warren_yaml_values", default=None)
 
 
+def _metrics_listen(value: Any) -> Any:
+    """HOST:PORT, `unix:/path`, or `off`."""
+    if value is None or value is False or (isinstance(value, str) and value.strip() == "off"):
+        return None
+    if isinstance(value, str) and value.startswith("unix:"):
+        if not value[5:].startswith("/"):
+            raise ValueError(f"{value!r}: a Unix socket is unix:/absolute/path")
+        return {"unix": value[5:]}
+    return _listen(value)
+
+
+class MetricsListen(Section):
+    """Where a process serves /metrics, /healthz and /readyz: a loopback port or a Unix socket,
+    never the public listener (a resource whose target is this listener puts it behind the
+    policy)."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    unix: Path | None = None
+
+    def __str__(self) -> str:
+        if self.unix is not None:
+            return f"unix:{self.unix}"
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+type MetricsAddress = Annotated[MetricsListen | None, NoDecode, BeforeValidator(_metrics_listen)]
+
+
+class Metrics(Section):
+    """Prometheus metrics and health, one listener per process (`off` for none)."""
+
+    gateway: MetricsAddress = MetricsListen(port=9490)
+    portal: MetricsAddress = MetricsListen(port=9491)
+    sidecar: MetricsAddress = MetricsListen(port=9492)
+
+
+class Logging(Section):
+    """One format for every component's log, and the gateway's access log."""
+
+    # auto: a plain human format on a terminal, JSON lines otherwise (journald, Docker, files)
+    format: Literal["auto", "json", "human"] = "auto"
+    access: Literal["all", "refused", "off"] = "all"  # a line per request, as nginx does
+    access_file: Path | None = None  # None: standard output; a file is reopened on SIGUSR1
+    access_query: bool = False  # query strings can carry secrets: left out unless asked for
+
+
+class Admin(Section):
+    """The admin console on the portal (/admin): members of this group, signed in with 2FA."""
+
+    group: str = Field(default="admins", pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return (_yaml_values.get() or {}).get(field_name), field_name, False
@@ -286,6 +339,9 @@ class Settings(BaseSettings):
     # Plain HTTP (e.g. 0.0.0.0:80): ACME's HTTP-01 answers, and a 308 to https for the rest.
     http_listen: Annotated[Listen | None, NoDecode, BeforeValidator(_listen)] = None
     acme: Acme | None = None
+    metrics: Metrics = Metrics()
+    logging: Logging = Logging()
+    admin: Admin = Admin()
 
     @model_validator(mode="after")
     def _http_listen_apart(self) -> Self:
@@ -332,6 +388,9 @@ class Settings(BaseSettings):
                 "users_file": under(self.users_file),
                 "state_dir": under(self.state_dir),
                 "control_socket": under(self.control_socket),
+                "logging": self.logging.model_copy(
+                    update={"access_file": under(self.logging.access_file)}
+                ),
                 "acme": self.acme.resolved(base) if self.acme is not None else None,
                 "node": self.node.model_copy(update={"ca_file": under(self.node.ca_file)}),
                 "geoip": self.geoip.model_copy(
