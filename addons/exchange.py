@@ -36,6 +36,7 @@ class Exchange:
     target: Target | None = None  # addons.upstream: where the request goes
     routed: bool = False  # counted in by the balancer, not yet counted out
     relayed_by: str | None = None  # addons.relay: the node that decided it; nothing to decide
+    answered_by: str | None = None  # addons.pipeline: the step that answered, if one did
 
     @property
     def client(self) -> ClientAddress:
@@ -60,6 +61,12 @@ class Exchange:
     @verdict.setter
     def verdict(self, verdict: Verdict) -> None:
         self._verdict = verdict
+
+    @property
+    def decided_verdict(self) -> Verdict | None:
+        """The verdict, or None when the request was answered before the rules (addons.outcome
+        reads it after the fact, where "not yet decided" is an answer)."""
+        return self._verdict
 
     @property
     def routed_to(self) -> Target:

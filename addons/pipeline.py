@@ -95,7 +95,10 @@ class Pipeline:
             except Exception as error:
                 _fail(flow, name, error)
                 return
-            if flow.response is not before or exchange.relayed_by is not None:
+            if flow.response is not before:
+                exchange.answered_by = name.partition(".")[0]
+                return
+            if exchange.relayed_by is not None:
                 return  # answered, or another node decided it and it is routed (addons.relay)
 
     async def _every(self, phase: str, flow: http.HTTPFlow, exchange: Exchange) -> None:

@@ -5,6 +5,7 @@ import secrets
 
 from mitmproxy import http
 
+from addons.outcome import Refusal, record_refusal
 from core import pages
 
 log = logging.getLogger("warren.gateway")
@@ -49,6 +50,7 @@ def refuse(
     )
     _answered(flow)
     flow.response = response
+    record_refusal(flow, Refusal(status, reason, reference))
     level = logging.WARNING if status >= 500 else logging.INFO
     log.log(
         level,
