@@ -106,3 +106,41 @@ def test_http_listen_needs_a_port_of_its_own(tmp_path: Path) -> None:
     (tmp_path / "warren.yaml").write_text("listen: 0.0.0.0:443\nhttp_listen: 127.0.0.1:443\n")
     with pytest.raises(ConfigError, match="http_listen: port 443 is listen's too"):
         load_settings(tmp_path / "warren.yaml")
+
+
+def test_metrics_listeners_are_loopback_ports_by_default_and_can_be_a_socket_or_off(
+    tmp_path: Path,
+) -> None:
+    defaults = load_settings(None).metrics
+    assert [str(listen) for listen in (defaults.gateway, defaults.portal, defaults.sidecar)] == [
+        "127.0.0.1:9490",
+        "127.0.0.1:9491",
+        "127.0.0.1:9492",
+    ]
+    (tmp_path / "warren.yaml").write_text(
+        "metrics: {gateway: 'off', portal: unix:/run/warren/portal.sock, sidecar: '[::1]:9999'}\n"
+    )
+    metrics = load_settings(tmp_path / "warren.yaml").metrics
+    assert metrics.gateway is None
+    assert metrics.portal is not None
+    assert metrics.portal.unix == Path("/run/warren/portal.sock")
+    assert str(metrics.sidecar) == "[::1]:9999"
+
+
+def test_a_metrics_socket_path_must_be_absolute(tmp_path: Path) -> None:
+    (tmp_path / "warren.yaml").write_text("metrics: {gateway: unix:metrics.sock}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path / "warren.yaml")
+    assert "unix:/absolute/path" in str(caught.value.problems[0])
+
+
+def test_the_access_log_file_is_relative_to_warren_yaml_and_modes_are_checked(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "warren.yaml").write_text("logging: {access: refused, access_file: log/a.log}\n")
+    logging = load_settings(tmp_path / "warren.yaml").logging
+    assert (logging.access, logging.access_file) == ("refused", tmp_path / "log" / "a.log")
+    assert logging.access_query is False
+    (tmp_path / "warren.yaml").write_text("logging: {access: some}\n")
+    with pytest.raises(ConfigError):
+        load_settings(tmp_path / "warren.yaml")
