@@ -7,7 +7,7 @@ socket. A file that does not validate is refused and the last good policy keeps 
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,6 +17,7 @@ from mitmproxy.proxy import mode_specs
 
 from addons.options import gateway_options
 from addons.runtime import Runtime, RuntimeSlot, build_runtime
+from core.balance import target_states
 from core.problems import ConfigError
 from core.reloading import Reloading
 from core.sites import OfflineListener
@@ -38,9 +39,11 @@ class Config:
         slot: RuntimeSlot,
         on_site_offline: OfflineListener,
         status: Iterable[Callable[[], dict[str, Any]]] = (),
+        refusals: Callable[[], Sequence[Mapping[str, object]]] = tuple,
     ) -> None:
         self.slot = slot
         self.status_parts = tuple(status)  # what other parts add to `warren status`
+        self.refusals = refusals  # the access log's last refused requests, newest first
         self.on_site_offline = on_site_offline
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reloading: Reloading | None = None
@@ -111,7 +114,7 @@ class Config:
             interval=runtime.settings.reload_poll.total_seconds(),
             reload=runtime.reload,
             control_path=runtime.settings.control_path,
-            commands={"status": self._status},
+            commands={"status": self._status, "refusals": self._refusals, "targets": self._targets},
         )
 
     async def _restart(self, old: Runtime, new: Runtime) -> None:
@@ -127,6 +130,17 @@ class Config:
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _refusals(self) -> dict[str, Any]:
+        """The admin console's last refusals (addons.accesslog), as the access log wrote them."""
+        return {"ok": True, "refusals": list(self.refusals())}
+
+    async def _targets(self) -> dict[str, Any]:
+        """The admin console's view of each resource's targets: up, down or unroutable now."""
+        runtime = self.slot.runtime
+        if runtime is None:
+            return {"ok": False, "error": "warren_config is not set"}
+        return {"ok": True, "targets": target_states(runtime.policy, runtime.upstreams)}
 
     async def _status(self) -> dict[str, Any]:
         runtime = self.slot.runtime

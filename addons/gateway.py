@@ -7,11 +7,9 @@ as mitmdump does, and the checker then leaves the chain.
 """
 
 import asyncio
-import logging
 import os
 import signal
 import sys
-from datetime import datetime
 from pathlib import Path
 
 from mitmproxy import master, options
@@ -20,8 +18,8 @@ from mitmproxy.addons import disable_h2c, errorcheck, next_layer, proxyserver, t
 from addons.failclosed import is_traffic
 from addons.options import listen_modes
 from addons.pack import warren_addons
+from core.logs import setup_from_config
 from core.notify import notify_ready
-from core.settings import load_settings
 
 
 class _StartupErrorCheck(errorcheck.ErrorCheck):
@@ -65,32 +63,8 @@ class GatewayMaster(master.Master):
         notify_ready("listening on " + ", ".join(f"{host}:{port}" for host, port, *_ in addresses))
 
 
-class _Format(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
-        client = getattr(record, "client", None)
-        where = f"[{client[0]}:{client[1]}]" if isinstance(client, tuple) else ""
-        text = f"[{stamp}]{where} {record.getMessage()}"
-        if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
-        return text
-
-
-def _log_to_stderr(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Format())
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("asyncio", "hpack", "h2"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    if not verbose:  # a line per connection drowns out Warren's own decisions
-        logging.getLogger("mitmproxy.proxy.server").setLevel(logging.WARNING)
-
-
 async def _serve(config: Path, verbose: bool) -> int:
-    _log_to_stderr(verbose)
-    settings = load_settings(config)
+    settings = setup_from_config("gateway", config, verbose)  # core.logs: one format for all
     opts = options.Options()
     gateway = GatewayMaster(opts)
     mitm_dir = settings.state_dir / "mitmproxy"

@@ -45,8 +45,10 @@ from mitmproxy.proxy.layers.http._events import (
 from mitmproxy.proxy.layers.http._hooks import HttpResponseHeadersHook
 from mitmproxy.proxy.mode_specs import ReverseMode
 
+from addons.outcome import Refusal, error_answered, record_refusal
 from addons.runtime import RuntimeSlot
 from core import pages
+from core.paths import split_target
 
 log = logging.getLogger("warren.gateway")
 
@@ -210,6 +212,9 @@ class WarrenHttpStream(http_layers.HttpStream):
                 assert isinstance(command, http_layers.SendHttp)
                 if isinstance(command.event, ResponseProtocolError):
                     answer = self._error_answer(command.event)
+                    flow = getattr(self, "flow", None)
+                    if flow is not None:
+                        error_answered(flow)  # the access log's line, with the page's reference
                     if answer is not None:
                         yield from answer
                         continue
@@ -233,6 +238,8 @@ class WarrenHttpStream(http_layers.HttpStream):
         if h1:
             fields["connection"] = "close"
         _log_error(request, cut.status, cut.reason, reference)
+        if flow is not None:  # the access log and metrics read it (addons.outcome)
+            record_refusal(flow, Refusal(cut.status, cut.reason, reference))
         self._response_started = True
         response = http.Response.make(cut.status, page.body, fields)
         client = self.context.client
@@ -307,7 +314,7 @@ def _log_error(request: http.Request | None, status: int, reason: str, reference
         "%s %s%s -> %d %s [ref %s]",
         request.method,
         request.host_header or "-",
-        request.path[:200],
+        split_target(request.path)[0][:200],  # never the query: it can carry a secret
         status,
         reason[:300],
         reference,

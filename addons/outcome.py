@@ -2,6 +2,7 @@
 (with the reference its error page shows), and the decision in one word. The access log and the
 metrics both read it here, so they never disagree."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mitmproxy import http
@@ -10,6 +11,7 @@ from addons.exchange import Exchange
 from core.policy.rules import Outcome
 
 _REFUSAL = "warren.refusal"
+_ON_ERROR_ANSWER = "warren.on_error_answer"
 
 # The decisions metrics and the access log name: the rules' verdict, or what answered before it.
 ALLOW, DENY, PASS, SIGN_IN, RATE_LIMITED, NONE = (
@@ -61,3 +63,17 @@ def decision_of(flow: http.HTTPFlow, exchange: Exchange | None) -> str:
     if answered_by == "identify":
         return DENY
     return _VERDICT[verdict.outcome]
+
+
+def after_error_answer(flow: http.HTTPFlow, then: Callable[[], None]) -> None:
+    """Call `then` once the HTTP layer has answered the flow's failure (addons.layers): mitmproxy
+    calls the `error` hook before that answer, and its page's status and reference exist only
+    after it."""
+    waiting: list[Callable[[], None]] = flow.metadata.setdefault(_ON_ERROR_ANSWER, [])
+    waiting.append(then)
+
+
+def error_answered(flow: http.HTTPFlow) -> None:
+    """The HTTP layer has answered the failure, or decided not to (the response had begun)."""
+    for then in flow.metadata.pop(_ON_ERROR_ANSWER, ()):
+        then()

@@ -15,6 +15,7 @@ from typing import Any
 
 from mitmproxy import http
 
+from addons.accesslog import AccessLog
 from addons.acmeloop import AcmeLoop
 from addons.auth import Auth
 from addons.certificates import Certificates
@@ -24,6 +25,7 @@ from addons.config import Config
 from addons.deadlines import Deadlines
 from addons.identify import Identify
 from addons.layers import Layers
+from addons.metrics import Metrics
 from addons.pipeline import Pipeline
 from addons.plainhttp import PlainHttp
 from addons.probes import Probes
@@ -78,17 +80,26 @@ def parts(slot: RuntimeSlot, steps: Steps = request_steps) -> tuple[list[object]
     deadlines = Deadlines(raw)
     acme = AcmeLoop(slot)
     sync = Sync(slot)
+    metrics = Metrics(slot)
+    access = AccessLog(slot)  # the access log; its `refusals` answer the control socket
     return [
         acme,  # certificates from ACME; before Config, so it stops before its runtime closes
         sync,  # pushed policy and users into this node's files (shared storage only)
         Cluster(slot, refusals=sync.refusal),  # this node's heartbeat and published keys
-        Config(slot, on_site_offline=deadlines.cut_site, status=[acme.status]),  # the runtime
+        Config(
+            slot,
+            on_site_offline=deadlines.cut_site,
+            status=[acme.status],
+            refusals=access.recent_refusals,
+        ),  # the runtime
         Certificates(slot),  # what TLS serves, by SNI
         Layers(slot),  # mitmproxy's HTTP layers with head limits and Warren's error pages
         RelayTls(slot),  # connections to other nodes trust node.ca_file
         raw,
         deadlines,  # (connection hooks; its request step is in the pipeline)
-    ], Pipeline(slot, steps(deadlines))
+        metrics,  # its listener; as the last step it counts each request once it is answered
+        access,  # after Config; as the very last step, a line per request once it is final
+    ], Pipeline(slot, [*steps(deadlines), metrics, access])
 
 
 class Warren:

@@ -38,10 +38,11 @@ class Probes:
         if path == HEALTHZ:
             _answer(flow, 200, readiness.alive().as_dict())
             return
-        found = await self._readiness(exchange)
+        found = await self.readiness(exchange)
         _answer(flow, 200 if found.ready else 503, found.as_dict())
 
-    async def _readiness(self, exchange: Exchange) -> Readiness:
+    async def readiness(self, exchange: Exchange) -> Readiness:
+        """What /.warren/readyz answers (the metrics listener's /readyz too), reused a second."""
         now = time.monotonic()
         runtime = exchange.runtime
         last = self._last

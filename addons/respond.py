@@ -7,6 +7,7 @@ from mitmproxy import http
 
 from addons.outcome import Refusal, record_refusal
 from core import pages
+from core.paths import split_target
 
 log = logging.getLogger("warren.gateway")
 
@@ -57,7 +58,7 @@ def refuse(
         "%s %s%s -> %d %s [ref %s]",
         flow.request.method,
         flow.request.host_header or "-",
-        flow.request.path[:200],
+        split_target(flow.request.path)[0][:200],  # never the query: it can carry a secret
         status,
         reason,
         reference,
@@ -80,7 +81,7 @@ def redirect(
         "%s %s%s -> %d %s",
         flow.request.method,
         flow.request.host_header or "-",
-        flow.request.path[:200],
+        split_target(flow.request.path)[0][:200],
         status,
         location.partition("?")[0][:200],
     )

@@ -8,7 +8,7 @@ import hashlib
 from collections import defaultdict
 
 from core.ipsets import IPAddress
-from core.policy.compiled import CompiledResource
+from core.policy.compiled import CompiledResource, Policy
 from core.policy.model import Target
 
 type TargetKey = tuple[str | None, str, str, int]  # site, scheme, host, port
@@ -68,6 +68,29 @@ class Upstreams:
 
     def active(self, key: TargetKey) -> int:
         return self._active[key]
+
+    def state(self, key: TargetKey) -> str:
+        """ "unroutable" (its site is offline), "down" (failing its health check), else "up"."""
+        if key in self._unroutable:
+            return "unroutable"
+        return "down" if key in self._down else "up"
+
+
+def target_states(policy: Policy, upstreams: Upstreams) -> list[dict[str, object]]:
+    """Every resource's targets as this gateway routes to them now, for the admin console (the
+    gateway's `targets` control command): where each is, whether it is checked, its state."""
+    return [
+        {
+            "resource": name,
+            "site": target.site,
+            "target": f"{target.scheme}://{target.host}:{target.port}",
+            "checked": resource.model.health is not None,
+            "state": upstreams.state(target_key(target)),
+            "active": upstreams.active(target_key(target)),
+        }
+        for name, resource in sorted(policy.resources.items())
+        for target in resource.targets
+    ]
 
 
 def _affinity(client: IPAddress, target: Target) -> bytes:

@@ -81,6 +81,8 @@ class RateLimiter:
         self._strategies = {name: kind(self.storage) for name, kind in _STRATEGIES.items()}
         self._probe_interval = probe_interval
         self.outage: Outage | None = None
+        self.outages = 0  # since start, for metrics (core.metrics.gateway)
+        self.decided_without_storage = 0
         self._probe: asyncio.Task[None] | None = None
         self._allowed_by_amount: dict[int, Decision] = {}
 
@@ -168,6 +170,7 @@ class RateLimiter:
         return decision
 
     def _without_storage(self, rate: Rate, on_storage_error: FailMode) -> Decision:
+        self.decided_without_storage += 1
         if self.outage is not None:
             self.outage.affected += 1
         reset = time.time() + self._probe_interval
@@ -177,6 +180,7 @@ class RateLimiter:
         if self.outage is not None:
             return  # requests already in flight when it began; the outage is logged
         self.outage = Outage(error)
+        self.outages += 1
         log.error(
             "rate-limit storage %s is unreachable (%s); until it answers again, limits with "
             "on_storage_error: open let requests through and closed ones refuse them",

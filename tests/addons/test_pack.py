@@ -29,6 +29,8 @@ def test_the_request_path_is_in_the_order_of_the_design() -> None:
         "Auth",
         "Upstream",
         "Deadlines",
+        "Metrics",  # then the parts that count each request once it is answered
+        "AccessLog",
     ]
     assert [type(part).__name__ for part in beside] == [
         "AcmeLoop",
@@ -40,13 +42,15 @@ def test_the_request_path_is_in_the_order_of_the_design() -> None:
         "RelayTls",
         "RawResources",
         "Deadlines",
+        "Metrics",
+        "AccessLog",
     ]
 
 
 def test_the_deadlines_step_is_the_part_that_watches_connections() -> None:
     beside, pipeline = parts(RuntimeSlot())
     (deadlines,) = [part for part in beside if isinstance(part, Deadlines)]
-    assert pipeline.steps[-1] is deadlines
+    assert pipeline.steps[-3] is deadlines  # the last step that decides anything
 
 
 def test_other_steps_can_stand_in_for_the_request_path() -> None:
@@ -54,9 +58,9 @@ def test_other_steps_can_stand_in_for_the_request_path() -> None:
         return [deadlines]
 
     _, pipeline = parts(RuntimeSlot(), only_deadlines)
-    assert [type(step).__name__ for step in pipeline.steps] == ["Deadlines"]
+    assert [type(step).__name__ for step in pipeline.steps] == ["Deadlines", "Metrics", "AccessLog"]
     _, whole = parts(RuntimeSlot(), request_steps)
-    assert len(whole.steps) == 13
+    assert len(whole.steps) == 15
 
 
 class Part:
@@ -124,5 +128,7 @@ def test_warren_addons_is_the_whole_pack_as_one_addon_on_the_slot_given() -> Non
         "RelayTls",
         "RawResources",
         "Deadlines",
+        "Metrics",
+        "AccessLog",
         "Pipeline",
     ]

@@ -1,4 +1,4 @@
-from core.balance import Upstreams, target_key
+from core.balance import Upstreams, target_key, target_states
 from core.ipsets import parse_address
 from core.policy.check import Capabilities
 from core.policy.compiled import CompiledResource
@@ -60,3 +60,36 @@ def test_sticky_keeps_a_client_on_one_target() -> None:
     assert len(picks) == 1
     spread = {upstreams.pick(app, parse_address(f"203.0.113.{i}")) for i in range(50)}
     assert len(spread) == 3
+
+
+def test_target_states_say_what_the_gateway_routes_to_now() -> None:
+    policy = parse_policy(
+        """
+version: 1
+sites:
+  home: {secret_sha256: "0000000000000000000000000000000000000000000000000000000000000000"}
+resources:
+  app:
+    host: app.example
+    health: {path: /health}
+    targets: [{host: 127.0.0.1, port: 1}, {host: 127.0.0.1, port: 2}]
+  nas:
+    host: nas.example
+    targets: [{site: home, host: 127.0.0.1, port: 5000}]
+""",
+        Capabilities(),
+    )
+    upstreams = Upstreams()
+    app = policy.resources["app"].targets
+    nas = policy.resources["nas"].targets[0]
+    upstreams.set_health(target_key(app[1]), False)
+    upstreams.set_unroutable(frozenset({target_key(nas)}))
+    upstreams.started(target_key(app[0]))
+    assert target_states(policy, upstreams) == [
+        {"resource": "app", "site": None, "target": "http://127.0.0.1:1", "checked": True,
+         "state": "up", "active": 1},
+        {"resource": "app", "site": None, "target": "http://127.0.0.1:2", "checked": True,
+         "state": "down", "active": 0},
+        {"resource": "nas", "site": "home", "target": "http://127.0.0.1:5000", "checked": False,
+         "state": "unroutable", "active": 0},
+    ]  # fmt: skip
