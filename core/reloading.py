@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from core import control
+from core.logs import event
 from core.watch import watch_file
 
 log = logging.getLogger("warren.reloading")
@@ -94,20 +95,38 @@ class Reloading:
 
     async def _reload_logging_errors(self) -> None:
         try:
-            await self._reload(force=True)
+            _report("signal", await self._reload(force=True))
         except Exception:  # a signal has no one to answer: the log is where this goes
             log.exception("reloading on SIGHUP failed")
 
     async def _on_change(self) -> None:
-        await self._reload(force=False)
+        _report("file", await self._reload(force=False))
 
     async def _answer_reload(self) -> dict[str, Any]:
-        return dict((await self._reload(force=True)).as_dict())
+        reply = dict((await self._reload(force=True)).as_dict())
+        _report("control", reply)
+        return reply
 
     def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
         task = self._loop.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _report(trigger: str, outcome: Outcome | Mapping[str, object]) -> None:
+    """The `reload` and `reload-failed` events (core.logs), the same from every process: a
+    changed file that loaded, or one refused (what ran before keeps running). A watch that found
+    the contents as they were says nothing; SIGHUP and `warren reload` always answer."""
+    found = outcome if isinstance(outcome, Mapping) else outcome.as_dict()
+    digest = found.get("digest")
+    changed = bool(found.get("changed", True))
+    if not found.get("ok", True):
+        error = found.get("error")
+        event(
+            log, "reload-failed", trigger=trigger, digest=digest, error=error, level=logging.ERROR
+        )
+    elif changed or trigger != "file":
+        event(log, "reload", trigger=trigger, digest=digest, changed=changed)
 
 
 def _missing(path: Path) -> Callable[[], None]:

@@ -15,6 +15,7 @@ from ipaddress import IPv4Interface
 from typing import Any
 
 from core.files import write_atomically
+from core.logs import event
 from core.policy.compiled import Policy
 from core.policy.store import PolicyStore
 from core.settings import Settings
@@ -47,7 +48,10 @@ class NodeSidecar:
         self.registry = Registry(directory / "state.json", self.wireguard.subnet)
         self.nodes = NodeList(settings)  # listed in every answer; NodeList.follow reads it
         self.online: dict[str, bool] = {}
+        self.recoveries: dict[str, int] = {}  # offline -> online again, per site (metrics)
+        self.interface_recoveries = 0  # the interface brought back by the watch (metrics)
         self._failures: dict[str, int] = {}
+        self._failures_seen: set[str] = set()  # sites that went offline once: a return recovers
         self._published: bytes | None = None
         self._device: Device | None = None
         self._wake = asyncio.Event()
@@ -104,7 +108,14 @@ class NodeSidecar:
     def register(self, site: str, secret: str, public_key: str, caller: str) -> dict[str, Any]:
         model = self.store.current.model
         if not secret_matches(model, site, secret):
-            log.warning("registration refused for site %r from %s: wrong secret", site, caller)
+            event(
+                log,
+                "site-registration-refused",
+                site=site,
+                client=caller,
+                reason="wrong secret",
+                level=logging.WARNING,
+            )
             raise RegistrationRefused(401, "unknown site or wrong secret")
         if not wgkeys.is_key(public_key):
             raise RegistrationRefused(400, "public_key is not a WireGuard public key")
@@ -114,13 +125,14 @@ class NodeSidecar:
             # State first: a crash between the two never leaves a peer the state does not know.
             self.registry.save()
             self.device.set_peers([_peer(allocation)], remove=[replaced] if replaced else [])
-            log.info(
-                "site %s registered from %s: %s, key %s%s",
-                site,
-                caller,
-                allocation.address,
-                public_key,
-                " (replacing its previous key)" if replaced else "",
+            event(
+                log,
+                "site-registered",
+                site=site,
+                client=caller,
+                address=str(allocation.address),
+                public_key=public_key,  # the public half: what `wg show` lists
+                replaced_key=replaced is not None,
             )
             self._wake.set()
             self.publish()
@@ -209,6 +221,7 @@ class NodeSidecar:
         self.device.close()
         self._device = open_device(self.wireguard.interface, self.wireguard.backend)
         self._apply_all()
+        self.interface_recoveries += 1
 
     async def _keep_isolated(self) -> None:
         interface = self.wireguard.interface
@@ -241,7 +254,16 @@ class NodeSidecar:
             was = self.online.get(name, False)
             now = answered or (was and failures < OFFLINE_AFTER)
             if now != was:
-                log.warning("site %s is %s", name, "online" if now else "OFFLINE")
+                event(
+                    log,
+                    "site-online" if now else "site-offline",
+                    site=name,
+                    level=logging.INFO if now else logging.WARNING,
+                )
+                if now and name in self._failures_seen:
+                    self.recoveries[name] = self.recoveries.get(name, 0) + 1
+                if not now:
+                    self._failures_seen.add(name)
             self.online[name] = now
 
     def publish(self) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.files import write_atomically
+from core.logs import event
 from core.policy.model import PolicyFile
 from core.tunnels import PROBE_PORT, Forward, ForwardKey, parse_protocol, wanted_forwards
 
@@ -147,7 +148,7 @@ class Registry:
             if entry is None or entry.secret_sha256 != allocation.secret_sha256:
                 removed.append(allocation.public_key)
                 del self.sites[name]
-                log.info("site %s: %s; its peer is removed", name, _why(entry))
+                event(log, "site-removed", site=name, reason=_why(entry))
                 continue
             forwards = assign_ports(wanted_forwards(model, name), allocation.forwards)
             if forwards != allocation.forwards:

@@ -1,19 +1,23 @@
 """What both long-running sidecar processes need: logging, and stopping on a signal."""
 
 import asyncio
-import logging
 import signal
-import sys
+from pathlib import Path
+
+from core import logs
+from core.logs import setup_from_config
+from core.settings import Settings
 
 
-def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("asyncio", "aiohttp.access", "pyroute2"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def setup_logging(
+    verbose: bool, component: str = "site", config: Path | None = None
+) -> Settings | None:
+    """core.logs' one format: warren.yaml's `logging.format` when there is a config (the
+    sidecar's; its Settings are returned), `auto` for the site agent, which has none."""
+    if config is not None:
+        return setup_from_config(component, config, verbose)
+    logs.setup_logging(component, "auto", verbose)
+    return None
 
 
 def stop_event() -> asyncio.Event:

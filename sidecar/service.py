@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from core.cluster.subnets import subnet_problem
+from core.metrics.server import MetricsServer
 from core.notify import notify_ready
 from core.policy.check import node_capabilities
 from core.policy.store import PolicyStore
@@ -19,6 +20,7 @@ from core.settings import Settings, load_settings
 from core.storage import redact
 from core.tunnels import PROBE_PORT, sidecar_socket
 from sidecar.api import make_app
+from sidecar.metrics import start_metrics
 from sidecar.node import NodeSidecar
 from sidecar.running import setup_logging, stop_event
 from sidecar.sockets import answer_probes
@@ -36,12 +38,14 @@ async def _serve(config: Path) -> int:
     runner = web.AppRunner(make_app(sidecar.register), access_log=None)
     reloading: Reloading | None = None
     watch: asyncio.Task[None] | None = None
+    metrics: MetricsServer | None = None
     following = asyncio.create_task(sidecar.nodes.follow())
     try:
         await runner.setup()
         api = settings.wireguard.api
         await web.TCPSite(runner, api.host, api.port).start()
         probes = await answer_probes(str(sidecar.address.ip), PROBE_PORT)
+        metrics = await start_metrics(settings, sidecar)  # a warning, not an end, if it cannot
 
         async def status() -> dict[str, Any]:
             return sidecar.status()
@@ -65,6 +69,8 @@ async def _serve(config: Path) -> int:
             watch.cancel()
         if reloading is not None:
             reloading.close()
+        if metrics is not None:
+            await metrics.close()
         await runner.cleanup()
         sidecar.stop()
     return 0
@@ -90,7 +96,7 @@ async def _refuse_overlapping_subnet(settings: Settings, config: Path) -> None:
 
 
 def serve(config: Path, verbose: bool = False) -> int:
-    setup_logging(verbose)
+    setup_logging(verbose, "sidecar", config)  # warren.yaml's logging.format
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(_serve(config))
     return 0
