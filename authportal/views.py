@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 import pyotp
 from aiohttp import web
 
+from authportal.metrics import count_resource_password, count_sign_in
 from authportal.state import PENDING_SECONDS, PORTAL, Portal, SignedIn
 from core.auth import cookies, pages, sessions
 from core.auth.identity import listed
@@ -17,6 +18,8 @@ from core.auth.redirects import RedirectTarget
 from core.auth.regulation import Lockout
 from core.auth.tokens import fingerprint, mint
 from core.auth.users import active_user, authenticate, check_secret
+from core.logs import event
+from core.metrics.portal import FAILED, LOCKED_OUT, SECOND_FACTOR_FAILED, SUCCEEDED
 
 log = logging.getLogger("warren.portal")
 routes = web.RouteTableDef()
@@ -131,7 +134,17 @@ async def sign_in(request: web.Request) -> web.Response:
     address = portal.client_ip(request)
     lockout = await portal.regulation.locked(address, username)
     if lockout is not None:
-        log.warning("sign-in for %r from %s refused: locked out (%s)", username, address, lockout)
+        event(
+            log,
+            "sign-in",
+            user=username,
+            outcome="locked-out",
+            client=address,
+            locked_by=lockout.reason,
+            retry_after_s=round(lockout.retry_after),
+            level=logging.WARNING,
+        )
+        count_sign_in(request, LOCKED_OUT)
         return _sign_in_page(
             request, target, rd, error=_locked_message(lockout), username=username, status=429
         )
@@ -139,7 +152,8 @@ async def sign_in(request: web.Request) -> web.Response:
     user = await asyncio.to_thread(authenticate, users, username, password)
     if user is None:
         await portal.regulation.failed(address, username)
-        log.info("sign-in for %r from %s refused: wrong name or password", username, address)
+        event(log, "sign-in", user=username, outcome="failed", client=address)
+        count_sign_in(request, FAILED)
         return _sign_in_page(request, target, rd, error=WRONG, username=username, status=401)
     if user.totp is not None:
         pending = mint(
@@ -169,7 +183,8 @@ async def _complete(
         raise web.HTTPSeeOther("/sign-in")
     address = portal.client_ip(request)
     token, who = await portal.portal_session(username, user, amr, address)
-    log.info("%s signed in from %s (%s)", username, address, "+".join(amr))
+    event(log, "sign-in", user=username, outcome="succeeded", client=address, methods="+".join(amr))
+    count_sign_in(request, SUCCEEDED)
     try:
         return await _land(portal, who, target)
     except web.HTTPSeeOther as response:
@@ -214,6 +229,17 @@ async def second_factor(request: web.Request) -> web.Response:
     address = portal.client_ip(request)
     lockout = await portal.regulation.locked(address, username)
     if lockout is not None:
+        event(
+            log,
+            "sign-in",
+            user=username,
+            outcome="locked-out",
+            client=address,
+            locked_by=lockout.reason,
+            retry_after_s=round(lockout.retry_after),
+            level=logging.WARNING,
+        )
+        count_sign_in(request, LOCKED_OUT)
         return again(_locked_message(lockout), 429)
     code = str(form.get("code", "")).strip().replace(" ", "")
     user = active_user(portal.users.current(), username)
@@ -227,7 +253,8 @@ async def second_factor(request: web.Request) -> web.Response:
     )
     if not good:
         await portal.regulation.failed(address, username)
-        log.info("second factor for %r from %s refused", username, address)
+        event(log, "sign-in", user=username, outcome="second-factor-failed", client=address)
+        count_sign_in(request, SECOND_FACTOR_FAILED)
         return again("That code is not right, or was already used. Try the next one.", 401)
     return await _complete(request, portal, username, ["pwd", "otp"], target)
 
@@ -250,11 +277,27 @@ async def resource_secret(request: web.Request) -> web.Response:
     name = f"resource:{target.resource.name}"
     lockout = await portal.regulation.locked(address, name)
     if lockout is not None:
+        event(
+            log,
+            "resource-password",
+            resource=target.resource.name,
+            outcome="locked-out",
+            client=address,
+            level=logging.WARNING,
+        )
+        count_resource_password(request, LOCKED_OUT)
         return _sign_in_page(request, target, rd, entry_error=_locked_message(lockout), status=429)
     secret = str(form.get("secret", ""))[:1000]
     if not await asyncio.to_thread(check_secret, secret_hash, secret):
         await portal.regulation.failed(address, name)
-        log.info("password for %s from %s refused", target.resource.name, address)
+        event(
+            log,
+            "resource-password",
+            resource=target.resource.name,
+            outcome="failed",
+            client=address,
+        )
+        count_resource_password(request, FAILED)
         return _sign_in_page(
             request, target, rd, entry_error="That is not the right one.", status=401
         )
@@ -267,7 +310,10 @@ async def resource_secret(request: web.Request) -> web.Response:
         lifetime=portal.session_seconds,
         claims={"res": target.resource.name, "pwv": fingerprint(secret_hash)},
     )
-    log.info("password for %s accepted from %s", target.resource.name, address)
+    event(
+        log, "resource-password", resource=target.resource.name, outcome="succeeded", client=address
+    )
+    count_resource_password(request, SUCCEEDED)
     raise web.HTTPSeeOther(await portal.code_for(target, "password", token))
 
 
@@ -319,7 +365,7 @@ async def _sign_out(request: web.Request) -> web.Response:
     who = await portal.signed_in(request)
     if who is not None and who.identity.session_id is not None:
         await sessions.revoke_session(portal.kv, who.identity.session_id, who.identity.expires)
-        log.info("%s signed out (session %s)", who.identity.subject, who.identity.session_id)
+        event(log, "sign-out", user=who.identity.subject, session=who.identity.session_id)
     response = web.HTTPSeeOther("/signed-out")
     portal.clear_cookie(response, cookies.PORTAL)
     raise response
