@@ -3,8 +3,8 @@
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -14,7 +14,7 @@ from core.commandline import DEFAULT_CONFIG, ConfigOption, fail_with
 
 if TYPE_CHECKING:
     from core.auth.signinstate import KeyValue
-    from core.auth.users import User, UsersFile
+    from core.auth.users import UsersFile
     from core.settings import Settings
 
 PasswordStdin = Annotated[
@@ -79,33 +79,32 @@ def with_state[T](
         fail(f"{error}: the sign-in state was not changed; when storage answers, {retry}")
 
 
-def change_users(settings: "Settings", change: "Callable[[UsersFile], UsersFile]") -> None:
-    """users.yaml read, changed and replaced whole; one that cannot be written (a read-only
-    mount, a directory of another account) is said in one line and stays as it was. With shared
-    storage the new file then goes to every node (core.cluster.push), so a password changed or
-    a user deleted here is so on all of them."""
-    from core.auth.users import update
-    from core.cluster.push import catch_up_before_local_change, push_after_local_change
+@contextmanager
+def refusals() -> Iterator[None]:
+    """An operation of authportal.manage that was refused: its sentence, exit 1."""
+    from authportal.manage import Refused
 
-    catch_up_before_local_change(settings)
     try:
-        update(settings.users_file, change)
-    except OSError as error:
-        fail(
-            f"{settings.users_file}: cannot write: {error.strerror or error} (users_file must be "
-            "on a writable file system: in a container, a volume such as /var/lib/warren)"
-        )
-    push_after_local_change(settings)
+        yield
+    except Refused as error:
+        fail(str(error))
+
+
+def change_users(settings: "Settings", change: "Callable[[UsersFile], UsersFile]") -> None:
+    """users.yaml changed as the console changes it (authportal.manage.change_users)."""
+    from authportal import manage
+
+    with refusals():
+        manage.change_users(settings, change)
 
 
 def revoke_user(settings: "Settings", name: str) -> None:
     """End every sign-in `name` made until now, on every node sharing the storage."""
-    from core.auth import sessions
+    from authportal import manage
 
-    lifetime = settings.session.ttl.total_seconds()
     with_state(
         settings,
-        lambda kv: sessions.revoke_user(kv, name, lifetime),
+        lambda kv: manage.revoke_user(settings, kv, name),
         retry=f"end the sessions signed in before now: warren sessions revoke --user {name}",
     )
 
@@ -118,15 +117,14 @@ def user_add(
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Add a user; the password is asked for (or read from stdin) and stored as argon2id."""
-    import re
-
     from pydantic import ValidationError
 
-    from core.auth.users import NAME, User, UsersFile, hash_secret
+    from authportal.manage import check_name
+    from core.auth.users import User, UsersFile, hash_secret
 
     settings = settings_of(config)
-    if not re.match(NAME, name):
-        fail("a user name is lower-case letters, digits, '.', '_' and '-' (at most 63)")
+    with refusals():
+        check_name(name)
     password = _new_password(password_stdin)
     try:
         user = User(
@@ -169,18 +167,11 @@ def user_passwd(
 
 def user_del(name: Name, config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Delete a user; their sign-ins end at once, on every resource."""
-    from core.auth.users import UsersFile
+    from authportal import manage
 
     settings = settings_of(config)
-
-    def delete(users: UsersFile) -> UsersFile:
-        if name not in users.users:
-            fail(f"no user {name} in {settings.users_file}")
-        return users.model_copy(
-            update={"users": {k: v for k, v in users.users.items() if k != name}}
-        )
-
-    change_users(settings, delete)
+    with refusals():
+        manage.delete_user(settings, name)
     revoke_user(settings, name)
     typer.echo(f"deleted {name}; their sessions have ended")
 
@@ -197,34 +188,27 @@ def user_list(config: ConfigOption = DEFAULT_CONFIG) -> None:
         typer.echo(f"{name:20} {user.email or '-':30} {groups:20} {second}{disabled}")
 
 
-def _change_user(settings: "Settings", name: str, change: "Callable[[User], User]") -> "User":
-    """Rewrite one user's entry under the users.yaml lock; a missing user changes nothing."""
-    from core.auth.users import UsersFile
-
-    changed: list[User] = []
-
-    def rewrite(users: UsersFile) -> UsersFile:
-        if name not in users.users:
-            fail(f"no user {name} in {settings.users_file}")
-        changed.append(change(users.users[name]))
-        return users.model_copy(update={"users": {**users.users, name: changed[0]}})
-
-    change_users(settings, rewrite)
-    return changed[0]
-
-
 def user_disable(name: Name, config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Disable a user: they cannot sign in, and their sign-ins end at once, everywhere."""
+    from authportal import manage
+
     settings = settings_of(config)
-    _change_user(settings, name, lambda user: user.model_copy(update={"disabled": True}))
-    revoke_user(settings, name)
+    with refusals():
+        with_state(
+            settings,
+            lambda kv: manage.disable_user(settings, kv, name),
+            retry=f"end the sessions signed in before now: warren sessions revoke --user {name}",
+        )
     typer.echo(f"disabled {name}; their sessions have ended")
 
 
 def user_enable(name: Name, config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Let a disabled user sign in again (their old sessions stay ended)."""
+    from authportal import manage
+
     settings = settings_of(config)
-    _change_user(settings, name, lambda user: user.model_copy(update={"disabled": False}))
+    with refusals():
+        manage.enable_user(settings, name)
     typer.echo(f"enabled {name}; they can sign in again")
 
 
@@ -243,6 +227,7 @@ def user_groups(
 ) -> None:
     """Set a user's groups (`alice ops,dev`), or --add / --remove some; without either, print
     them. Gateways decide on the new groups within a second; sessions stay signed in."""
+    from authportal import manage
     from core.auth.users import load_users
 
     settings = settings_of(config)
@@ -254,34 +239,9 @@ def user_groups(
             fail(f"no user {name} in {settings.users_file}")
         typer.echo(",".join(user.groups))
         return
-
-    def regroup(user: "User") -> "User":
-        current = list(user.groups) if groups is None else []
-        missing = [group for group in _group_list(remove) if group not in current]
-        if missing:
-            fail(f"{name} is not in {', '.join(missing)}; nothing was changed")
-        dropped = _group_list(remove)
-        wanted = [g for g in [*current, *_group_list(groups or add)] if g not in dropped]
-        return _validated(user, groups=tuple(dict.fromkeys(wanted)))
-
-    changed = _change_user(settings, name, regroup)
+    with refusals():
+        changed = manage.regroup(settings, name, groups=groups, add=add, remove=remove)
     typer.echo(f"{name} is now in: {','.join(changed.groups) or '(no group)'}")
-
-
-def _group_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def _validated(user: "User", **changes: object) -> "User":
-    """A changed copy, checked as users.yaml would be (model_copy alone checks nothing)."""
-    from pydantic import ValidationError
-
-    from core.auth.users import User
-
-    try:
-        return User.model_validate({**user.model_dump(), **changes})
-    except ValidationError as error:
-        fail(error.errors()[0]["msg"].removeprefix("Value error, "))
 
 
 def user_2fa(
@@ -342,28 +302,39 @@ def _print_qr(data: str) -> None:
 def share(
     words: Annotated[
         list[str],
-        typer.Argument(help="RESOURCE to make a link, or: revoke LINK-ID", metavar="RESOURCE"),
+        typer.Argument(
+            help="RESOURCE to make a link, or: list, or: revoke LINK-ID", metavar="RESOURCE"
+        ),
     ],
     expires: Annotated[str, typer.Option(help="How long the link works: 1h, 24h, 7d.")] = "24h",
     host: Annotated[str | None, typer.Option(help="Host of the link (wildcard resources).")] = None,
     path: Annotated[str, typer.Option(help="Path the link opens.")] = "/",
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
-    """Make a share link to a resource (`warren share grafana --expires 24h`), or end one
-    (`warren share revoke ID`). The resource must say `auth: {share_links: true}`."""
+    """Make a share link to a resource (`warren share grafana --expires 24h`), list the links
+    not yet expired or revoked (`warren share list`), or end one (`warren share revoke ID`).
+    The resource must say `auth: {share_links: true}`."""
     settings = settings_of(config)
     if len(words) == 2 and words[0] == "revoke":
         _revoke_share(settings, words[1])
+    elif words == ["list"]:
+        _list_shares(settings)
     elif len(words) == 1:
         _make_share(settings, words[0], expires, host, path)
     else:
-        fail("usage: warren share RESOURCE [--expires 24h] | warren share revoke LINK-ID", 2)
+        fail(
+            "usage: warren share RESOURCE [--expires 24h] | warren share list | "
+            "warren share revoke LINK-ID",
+            2,
+        )
 
 
 def _make_share(settings: "Settings", name: str, expires: str, host: str | None, path: str) -> None:
     import time
     from urllib.parse import quote, urlsplit
 
+    from authportal import manage
+    from core.auth.sessions import ShareRecord
     from core.auth.signing import KeyRing
     from core.auth.tokens import issuer_for, mint, new_id
     from core.fields import parse_duration
@@ -403,6 +374,9 @@ def _make_share(settings: "Settings", name: str, expires: str, host: str | None,
         claims={"jti": link_id},
         now=now,
     )
+    # Recorded before it is shown: a link nobody can list is one nobody remembers to revoke.
+    record = ShareRecord(link_id, name, chosen, path, now, now + lifetime.total_seconds())
+    with_state(settings, lambda kv: manage.record_share(kv, record), retry="make the link again")
     base = urlsplit(settings.public_url or f"http://x:{settings.listen.port}")
     port = f":{base.port}" if base.port else ""
     separator = "&" if "?" in path else "?"
@@ -424,14 +398,27 @@ def utc_text(moment: float) -> str:
 
 
 def _revoke_share(settings: "Settings", link_id: str) -> None:
-    import time
+    from authportal import manage
 
-    from core.auth import sessions
-
-    # Links live at most a year; the revocation outlives any of them.
-    until = time.time() + timedelta(days=366).total_seconds()
-    with_state(settings, lambda kv: sessions.revoke_share(kv, link_id, until))
+    with refusals():
+        with_state(settings, lambda kv: manage.revoke_share(kv, link_id))
     typer.echo(f"share link {link_id} revoked")
+
+
+def _list_shares(settings: "Settings") -> None:
+    """One link a line under a header: ID, RESOURCE, HOST, PATH, CREATED, EXPIRES (UTC)."""
+    from authportal import manage
+
+    records = with_state(settings, manage.active_shares)
+    rows = [("ID", "RESOURCE", "HOST", "PATH", "CREATED", "EXPIRES")]
+    rows += [
+        (r.link_id, r.resource, r.host, r.path, utc_text(r.created), utc_text(r.expires))
+        for r in records
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        cells = (value.ljust(width) for value, width in zip(row, widths, strict=True))
+        typer.echo("  ".join(cells).rstrip())
 
 
 def keys_rotate(config: ConfigOption = DEFAULT_CONFIG) -> None:

@@ -9,13 +9,16 @@ from typing import Any
 
 from aiohttp import web
 
+import authportal.console.mount as console
+from authportal import metrics
 from authportal.errors import storage_down
 from authportal.state import PORTAL, Portal
 from authportal.views import routes
 from core import control
+from core.logs import setup_from_config
 from core.notify import notify_ready
 from core.reloading import Reloading
-from core.settings import Settings, load_settings
+from core.settings import Settings
 
 log = logging.getLogger("warren.portal")
 
@@ -54,7 +57,9 @@ def make_app(portal: Portal) -> web.Application:
     app = web.Application(middlewares=[security_headers, storage_down], client_max_size=64 * 1024)
     app[PORTAL] = portal
     app.add_routes(routes)
+    console.mount(app)  # /admin: its pages and the guard in front of them
     app.cleanup_ctx.append(_background)
+    metrics.install(app)  # its counters for the views; its listener after _background starts
     return app
 
 
@@ -102,5 +107,5 @@ async def _serve(settings: Settings) -> int:
 
 
 def serve(config: Path) -> int:
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(name)s %(message)s")
-    return asyncio.run(_serve(load_settings(config)))
+    settings = setup_from_config("portal", config)  # core.logs: one format for all
+    return asyncio.run(_serve(settings))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from authportal.admin import fail, revoke_user, settings_of, utc_text, with_state
+from authportal.admin import fail, refusals, settings_of, utc_text, with_state
 from core.commandline import DEFAULT_CONFIG, ConfigOption
 
 if TYPE_CHECKING:
@@ -17,15 +17,14 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 UserOption = Annotated[str | None, typer.Option("--user", help="Only this user's sign-ins.")]
-_METHODS = {"pwd": "password", "otp": "totp"}
 
 
 def sessions_list(user: UserOption = None, config: ConfigOption = DEFAULT_CONFIG) -> None:
     """List active sign-ins: user, session id, started, expires, how, from where."""
-    from core.auth import sessions
+    from authportal import manage
 
     settings = settings_of(config)
-    records = with_state(settings, lambda kv: sessions.active_sign_ins(kv, user))
+    records = with_state(settings, lambda kv: manage.active_sessions(kv, user))
     rows = [("USER", "SESSION", "STARTED", "EXPIRES", "HOW", "FROM")]
     rows += [_row(record) for record in records]
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
@@ -35,13 +34,14 @@ def sessions_list(user: UserOption = None, config: ConfigOption = DEFAULT_CONFIG
 
 
 def _row(record: "SignInRecord") -> tuple[str, str, str, str, str, str]:
-    how = "+".join(_METHODS.get(method, method) for method in record.methods) or "-"
+    from authportal.manage import how
+
     return (
         record.user,
         record.session_id,
         utc_text(record.started),
         utc_text(record.expires),
-        how,
+        how(record.methods),
         record.address or "-",
     )
 
@@ -68,22 +68,20 @@ def sessions_revoke(
 
 
 def _revoke_one(settings: "Settings", session_id: str) -> None:
-    from core.auth import sessions
+    from authportal import manage
 
-    records = with_state(settings, lambda kv: sessions.active_sign_ins(kv))
-    record = next((r for r in records if r.session_id == session_id), None)
-    if record is None:
-        fail(f"no active sign-in {session_id!r} (see `warren sessions list`)")
-    with_state(settings, lambda kv: sessions.revoke_session(kv, session_id, record.expires))
+    with refusals():
+        record = with_state(settings, lambda kv: manage.revoke_session(kv, session_id))
     typer.echo(f"revoked sign-in {session_id} of {record.user}")
 
 
 def _revoke_all_of(settings: "Settings", user: str) -> None:
-    from core.auth import sessions
-    from core.auth.users import load_users
+    from authportal import manage
 
-    active = with_state(settings, lambda kv: sessions.active_sign_ins(kv, user))
-    if not active and user not in load_users(settings.users_file).users:
-        fail(f"no user {user} in {settings.users_file}, and no sign-in of theirs")
-    revoke_user(settings, user)
-    typer.echo(f"revoked every sign-in of {user} ({len(active)} active)")
+    with refusals():
+        count = with_state(
+            settings,
+            lambda kv: manage.revoke_sessions_of(settings, kv, user),
+            retry=f"end the sessions signed in before now: warren sessions revoke --user {user}",
+        )
+    typer.echo(f"revoked every sign-in of {user} ({count} active)")

@@ -5,7 +5,9 @@ one per resource host) carries that id, so the sign-out reaches every resource a
 a user or changing their password revokes everything they signed in to before that moment.
 
 Each sign-in is also recorded when the portal makes it, living as long as its session, so
-`warren sessions list` can show what is active; a revoked one drops out of the listing.
+`warren sessions list` can show what is active; a revoked one drops out of the listing. Share
+links are recorded the same way when `warren share` makes one (`ShareRecord`), for `warren
+share list` and the admin console.
 """
 
 import hashlib
@@ -107,6 +109,36 @@ async def active_sign_ins(kv: KeyValue, user: str | None = None) -> list[SignInR
     found = await kv.get_many(keys) if keys else {}
     live = [r for r in records if not is_revoked(found, r.session_id, r.user, r.started)]
     return sorted(live, key=lambda r: (r.started, r.session_id))
+
+
+_SHARE = "share:"
+
+
+@dataclass(frozen=True, slots=True)
+class ShareRecord:
+    """One share link `warren share` made: what it opens and until when, never its token (the
+    token is the secret; its `jti` is `link_id`, what revocation names)."""
+
+    link_id: str
+    resource: str
+    host: str
+    path: str
+    created: float  # Unix time
+    expires: float
+
+
+async def record_share(kv: KeyValue, record: ShareRecord) -> None:
+    await kv.put(_SHARE + record.link_id, json.dumps(asdict(record)), record.expires - time.time())
+
+
+async def active_shares(kv: KeyValue) -> list[ShareRecord]:
+    """Share links not yet expired or revoked, oldest first. A link made before links were
+    recorded is not listed, though `revoke_share` still ends it."""
+    records = [ShareRecord(**json.loads(value)) for value in (await kv.scan(_SHARE)).values()]
+    keys = [_share_key(record.link_id) for record in records]
+    found = await kv.get_many(keys) if keys else {}
+    live = [record for record in records if _share_key(record.link_id) not in found]
+    return sorted(live, key=lambda r: (r.created, r.link_id))
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,8 +158,16 @@ def test_share_prints_a_link_and_revoke_ends_it(cli: typer.Typer, config: Path) 
     assert f"id {link_id}" in output.splitlines()
     state = config.parent / "state" / "signin.sqlite3"
     assert not asyncio.run(sessions.share_revoked(SqliteKV(state), link_id))
+    # Listed (the admin console lists the same records), without the token.
+    header, *rows = invoke(cli, config, "share", "list").splitlines()
+    assert header.split() == ["ID", "RESOURCE", "HOST", "PATH", "CREATED", "EXPIRES"]
+    assert [row.split()[:4] for row in rows if row.startswith(link_id)] == [
+        [link_id, "grafana", "grafana.example.com", "/"]
+    ]
+    assert "warren_share" not in "\n".join(rows)
     invoke(cli, config, "share", "revoke", link_id)
     assert asyncio.run(sessions.share_revoked(SqliteKV(state), link_id))
+    assert link_id not in invoke(cli, config, "share", "list")
     assert "no http resource named nope" in fails(cli, config, "share", "nope")
 
 

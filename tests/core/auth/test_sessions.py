@@ -1,6 +1,7 @@
 """One-time codes and revocations through the shared sign-in state, in SQLite and in a real Redis."""
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -50,6 +51,31 @@ def test_revocation_of_sessions_users_and_links(kv: KeyValue) -> None:
         assert await sessions.share_revoked(kv, "link")
         assert await sessions.first_use(kv, "totp:alice:123456", 60)
         assert not await sessions.first_use(kv, "totp:alice:123456", 60)
+        await kv.close()
+
+    asyncio.run(scenario())
+
+
+def test_share_links_are_recorded_listed_and_leave_the_listing_once_revoked(kv: KeyValue) -> None:
+    async def scenario() -> None:
+        now = time.time()
+        first = sessions.ShareRecord("link-1", "app", "app.example", "/", now - 5, now + 3600)
+        second = sessions.ShareRecord("link-2", "wiki", "wiki.example", "/a", now, now + 60)
+        short = sessions.ShareRecord("link-3", "app", "app.example", "/", now, now + 0.2)
+        for record in (second, first, short):
+            await sessions.record_share(kv, record)
+        assert [r.link_id for r in await sessions.active_shares(kv)][:2] == ["link-1", "link-2"]
+        await sessions.revoke_share(kv, "link-1", now + 3600)
+        assert await sessions.share_revoked(kv, "link-1")
+        async with asyncio.timeout(10):  # the short one expires by itself
+            while len(await sessions.active_shares(kv)) > 1:
+                await asyncio.sleep(0.02)
+        assert await sessions.active_shares(kv) == [second]
+        # A record holds what the listing shows and no token (the link's secret).
+        stored = await kv.scan("share:")
+        assert {json.loads(value)["link_id"] for value in stored.values()} <= {"link-1", "link-2"}
+        fields = {"link_id", "resource", "host", "path", "created", "expires"}
+        assert all(set(json.loads(value)) == fields for value in stored.values())
         await kv.close()
 
     asyncio.run(scenario())
