@@ -314,7 +314,16 @@ def _reloaded(name: str, reply: dict[str, Any]) -> bool:
 
 
 @app.command(rich_help_panel="Run")
-def status(config: ConfigOption = DEFAULT_CONFIG) -> None:
+def status(
+    config: ConfigOption = DEFAULT_CONFIG,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help='The replies as one JSON object on stdout: {"gateway": ..., "sidecar": ...}.',
+        ),
+    ] = False,
+) -> None:
     """Show the running gateway's policy and reload counters, and each site's tunnel."""
     from core import control
     from core.settings import load_settings
@@ -328,10 +337,16 @@ def status(config: ConfigOption = DEFAULT_CONFIG) -> None:
         sites: dict[str, Any] | None = control.call(sidecar_socket(settings.state_dir), "status")
     except OSError:
         sites = None  # no sidecar on this node (or not running): said below if it matters
+    if as_json:
+        # The gateway not answering is still an error (exit 1, on stderr); the sidecar is null
+        # when none answers, as the human output leaves its lines out.
+        reply = _control(config, "status")
+        typer.echo(json.dumps({"gateway": reply, "sidecar": sites}, indent=2, default=str))
+        return
     reply = _control(config, "status", after_error=lambda: _echo_sites(sites, settings.state_dir))
     for key, value in reply.items():
         if key != "ok":
-            typer.echo(f"{key:15} {value}")
+            typer.echo(f"{key:15} {'none' if value is None else value}")
     _echo_sites(sites, settings.state_dir)
 
 

@@ -60,7 +60,9 @@ def test_a_refusal_keeps_the_reference_its_page_shows(tmp_path: Path) -> None:
     assert refusal is not None
     assert refusal.status == flow.response.status_code == 403
     assert refusal.reason == "resources.app.rules[0]"
-    assert refusal.reference in (flow.response.get_text(strict=False) or "")  # what the user reports
+    assert refusal.reference in (
+        flow.response.get_text(strict=False) or ""
+    )  # what the user reports
 
 
 def test_an_allowed_request_has_no_refusal_and_a_rate_limited_one_says_so(
