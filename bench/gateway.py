@@ -5,13 +5,20 @@
 3. median decision time at 1k, 10k, 100k rules (target <= 20 us at 100k, sub-linear)
 4. reloading a 100 000-rule file: validate-and-swap time (target < 1 s) and failed requests
    over 20 reloads under load (target 0)
+5. metrics and the access log on vs both off, the same policy (target >= 0.95), with the
+   gateway's CPU time per request for each
+
+Runs 1-4 turn metrics and the access log off (`QUIET`), so they measure what they always did;
+run 5 is the one that measures them.
 """
 
+import os
 import random
 import statistics
 import sys
 import threading
 import time
+import urllib.request
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
@@ -27,6 +34,8 @@ from demo import processes
 
 HOST = "app.example"
 PATH = "/bench/item"
+# What runs 1-4 measure without: no metrics listener, no access log line per request.
+QUIET = "metrics: {gateway: off}\nlogging: {access: off}\n"
 
 
 def policy_text(rules: int, backend_port: int, seed: int = 7) -> str:
@@ -90,8 +99,8 @@ def throughput(quick: bool) -> dict[str, object]:
     with common.backend() as backend_port:
         variants = {
             "mitmdump": bare_mitmdump(base / "mitmdump", backend_port),
-            "warren-10k": warren_gateway(base / "w10k", policy_text(10_000, backend_port)),
-            "warren-empty": warren_gateway(base / "wempty", policy_text(0, backend_port)),
+            "warren-10k": warren_gateway(base / "w10k", policy_text(10_000, backend_port), QUIET),
+            "warren-empty": warren_gateway(base / "wempty", policy_text(0, backend_port), QUIET),
         }
         rps: dict[str, list[float]] = {name: [] for name in variants}
         started = []
@@ -171,7 +180,7 @@ def hot_reload(quick: bool) -> dict[str, object]:
     base = common.workdir("reload")
     with common.backend() as backend_port:
         texts = [policy_text(100_000, backend_port, seed=seed) for seed in (11, 12)]
-        args, port = warren_gateway(base, texts[0])
+        args, port = warren_gateway(base, texts[0], QUIET)
         with common.running(args, port, base / "gateway.log"):
             socket = base / "state" / "gateway.sock"
             deadline = time.monotonic() + 60
@@ -213,11 +222,76 @@ def hot_reload(quick: bool) -> dict[str, object]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system time the process has used, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def observability(quick: bool) -> dict[str, object]:
+    """The same gateway and workload (a 100-rule policy, every request allowed and forwarded)
+    with Prometheus metrics on and an access log line per request to a file, against both off;
+    paired rounds, the order alternating (common.interleave). The metrics are scraped once per
+    round, as Prometheus would, so their exposition is in the measured cost too."""
+    seconds, rounds = (3, 4) if quick else (5, 10)
+    base = common.workdir("observe")
+    metrics_port = processes.free_port()
+    on_settings = (
+        f"metrics: {{gateway: 127.0.0.1:{metrics_port}}}\n"
+        f"logging: {{access: all, access_file: {base / 'on' / 'access.log'}}}\n"
+    )
+    cpu: dict[str, list[float]] = {"off": [], "on": []}
+    with common.backend() as backend_port:
+        policy = policy_text(100, backend_port)
+        off_args, off_port = warren_gateway(base / "off", policy, QUIET)
+        on_args, on_port = warren_gateway(base / "on", policy, on_settings)
+        with (
+            common.running(off_args, off_port, base / "off.log") as off_process,
+            common.running(on_args, on_port, base / "on.log") as on_process,
+        ):
+
+            def measure(label: str, port: int, pid: int) -> float:
+                before = cpu_seconds(pid)
+                load = common.wrk(port, HOST, PATH, seconds=seconds)
+                if label == "on":
+                    with urllib.request.urlopen(
+                        f"http://127.0.0.1:{metrics_port}/metrics", timeout=10
+                    ) as scraped:
+                        scraped.read()
+                used = cpu_seconds(pid) - before
+                if load.non_2xx or load.socket_errors:
+                    raise RuntimeError(f"{label} failed requests during the benchmark: {load}")
+                cpu[label].append(used / max(1, load.requests) * 1e6)
+                return load.requests_per_second
+
+            common.wrk(off_port, HOST, PATH, seconds=1)  # warm-up
+            common.wrk(on_port, HOST, PATH, seconds=1)
+            comparison = common.interleave(
+                "metrics and access log",
+                ("off", lambda: measure("off", off_port, off_process.pid)),
+                ("on", lambda: measure("on", on_port, on_process.pid)),
+                rounds,
+            )
+    logged = base / "on" / "access.log"
+    return {
+        "comparison": comparison,
+        "ratio": comparison.ratio,
+        "median_rps": {
+            "off": statistics.median(comparison.baseline_rps),
+            "on": statistics.median(comparison.candidate_rps),
+        },
+        "cpu_us_per_request": {label: statistics.median(v) for label, v in cpu.items()},
+        "cpu_us_all": cpu,
+        "access_log_written": logged.exists() and logged.stat().st_size > 0,
+    }
+
+
 def run(quick: bool) -> str:
     results: dict[str, dict[str, Any]] = {
         "throughput": throughput(quick),
         "decision_time": decision_time(quick),
         "hot_reload": hot_reload(quick),
+        "observability": observability(quick),
     }
     common.save("gateway", results)
     return report(results)
@@ -225,6 +299,7 @@ def run(quick: bool) -> str:
 
 def report(results: dict[str, dict[str, Any]]) -> str:
     t, d, r = results["throughput"], results["decision_time"], results["hot_reload"]
+    o = results["observability"]
     rps, swap, busy = t["median_rps"], r["validate_and_swap_s"], r["under_load_s"]
     rows = [
         ["1. warren gateway, 10k rules vs bare mitmdump", f"{t['ratio_10k_vs_mitmdump']:.2f}x",
@@ -250,5 +325,9 @@ def report(results: dict[str, dict[str, Any]]) -> str:
         ["4. failed requests, 20 reloads under load", str(r["failed_requests"]), "0",
          f"of {r['requests_during_reloads']} requests; reloads took "
          f"{busy['median']:.2f} s (median) sharing the core with requests"],
+        ["5. metrics and access log on vs off", f"{o['ratio']:.3f}", ">= 0.95",
+         f"{o['median_rps']['on']:.0f} vs {o['median_rps']['off']:.0f} req/s; CPU "
+         f"{o['cpu_us_per_request']['on']:.0f} vs {o['cpu_us_per_request']['off']:.0f} us/request"
+         + ("" if o["access_log_written"] else " (no access log was written)")],
     ]  # fmt: skip
     return common.table(rows, ["benchmark", "result", "target", "detail"])
