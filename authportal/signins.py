@@ -79,9 +79,5 @@ def _revoke_all_of(settings: "Settings", user: str) -> None:
     from authportal import manage
 
     with refusals():
-        count = with_state(
-            settings,
-            lambda kv: manage.revoke_sessions_of(settings, kv, user),
-            retry=f"end the sessions signed in before now: warren sessions revoke --user {user}",
-        )
+        count = with_state(settings, lambda kv: manage.revoke_sessions_of(settings, kv, user))
     typer.echo(f"revoked every sign-in of {user} ({count} active)")
