@@ -5,13 +5,18 @@ move, and the metrics listener (core.metrics.server), started and stopped with t
 nobody in.
 """
 
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from authportal.state import PORTAL
-from core.metrics.portal import PortalMetrics
+from core.auth.regulation import Lockout
+from core.logs import event
+from core.metrics.portal import LOCKED_OUT, PortalMetrics
 from core.metrics.server import MetricsServer, Ready
+
+log = logging.getLogger("warren.portal")
 
 METRICS = web.AppKey("warren_metrics", PortalMetrics)
 
@@ -25,12 +30,24 @@ def install(app: web.Application) -> None:
     app.cleanup_ctx.append(_listening)
 
 
-def count_sign_in(request: web.Request, outcome: str) -> None:
+def sign_in_outcome(request: web.Request, outcome: str, **fields: object) -> None:
+    """A sign-in attempt's outcome, said once: the `sign-in` event and its counter."""
+    event(log, "sign-in", outcome=outcome, level=_level(outcome), **fields)
     request.app[METRICS].signed_in(outcome)
 
 
-def count_resource_password(request: web.Request, outcome: str) -> None:
+def resource_password_outcome(request: web.Request, outcome: str, **fields: object) -> None:
+    """A resource password's or PIN's outcome: the `resource-password` event and its counter."""
+    event(log, "resource-password", outcome=outcome, level=_level(outcome), **fields)
     request.app[METRICS].resource_password(outcome)
+
+
+def lockout_fields(lockout: Lockout) -> dict[str, object]:
+    return {"locked_by": lockout.reason, "retry_after_s": round(lockout.retry_after)}
+
+
+def _level(outcome: str) -> int:
+    return logging.WARNING if outcome == LOCKED_OUT else logging.INFO
 
 
 async def _listening(app: web.Application) -> AsyncIterator[None]:

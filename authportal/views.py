@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import pyotp
 from aiohttp import web
 
-from authportal.metrics import count_resource_password, count_sign_in
+from authportal.metrics import lockout_fields, resource_password_outcome, sign_in_outcome
 from authportal.state import PENDING_SECONDS, PORTAL, Portal, SignedIn
 from core.auth import cookies, pages, sessions
 from core.auth.identity import listed
@@ -134,17 +134,9 @@ async def sign_in(request: web.Request) -> web.Response:
     address = portal.client_ip(request)
     lockout = await portal.regulation.locked(address, username)
     if lockout is not None:
-        event(
-            log,
-            "sign-in",
-            user=username,
-            outcome="locked-out",
-            client=address,
-            locked_by=lockout.reason,
-            retry_after_s=round(lockout.retry_after),
-            level=logging.WARNING,
+        sign_in_outcome(
+            request, LOCKED_OUT, user=username, client=address, **lockout_fields(lockout)
         )
-        count_sign_in(request, LOCKED_OUT)
         return _sign_in_page(
             request, target, rd, error=_locked_message(lockout), username=username, status=429
         )
@@ -152,8 +144,7 @@ async def sign_in(request: web.Request) -> web.Response:
     user = await asyncio.to_thread(authenticate, users, username, password)
     if user is None:
         await portal.regulation.failed(address, username)
-        event(log, "sign-in", user=username, outcome="failed", client=address)
-        count_sign_in(request, FAILED)
+        sign_in_outcome(request, FAILED, user=username, client=address)
         return _sign_in_page(request, target, rd, error=WRONG, username=username, status=401)
     if user.totp is not None:
         pending = mint(
@@ -183,8 +174,7 @@ async def _complete(
         raise web.HTTPSeeOther("/sign-in")
     address = portal.client_ip(request)
     token, who = await portal.portal_session(username, user, amr, address)
-    event(log, "sign-in", user=username, outcome="succeeded", client=address, methods="+".join(amr))
-    count_sign_in(request, SUCCEEDED)
+    sign_in_outcome(request, SUCCEEDED, user=username, client=address, methods="+".join(amr))
     try:
         return await _land(portal, who, target)
     except web.HTTPSeeOther as response:
@@ -229,17 +219,9 @@ async def second_factor(request: web.Request) -> web.Response:
     address = portal.client_ip(request)
     lockout = await portal.regulation.locked(address, username)
     if lockout is not None:
-        event(
-            log,
-            "sign-in",
-            user=username,
-            outcome="locked-out",
-            client=address,
-            locked_by=lockout.reason,
-            retry_after_s=round(lockout.retry_after),
-            level=logging.WARNING,
+        sign_in_outcome(
+            request, LOCKED_OUT, user=username, client=address, **lockout_fields(lockout)
         )
-        count_sign_in(request, LOCKED_OUT)
         return again(_locked_message(lockout), 429)
     code = str(form.get("code", "")).strip().replace(" ", "")
     user = active_user(portal.users.current(), username)
@@ -253,8 +235,7 @@ async def second_factor(request: web.Request) -> web.Response:
     )
     if not good:
         await portal.regulation.failed(address, username)
-        event(log, "sign-in", user=username, outcome="second-factor-failed", client=address)
-        count_sign_in(request, SECOND_FACTOR_FAILED)
+        sign_in_outcome(request, SECOND_FACTOR_FAILED, user=username, client=address)
         return again("That code is not right, or was already used. Try the next one.", 401)
     return await _complete(request, portal, username, ["pwd", "otp"], target)
 
@@ -277,27 +258,14 @@ async def resource_secret(request: web.Request) -> web.Response:
     name = f"resource:{target.resource.name}"
     lockout = await portal.regulation.locked(address, name)
     if lockout is not None:
-        event(
-            log,
-            "resource-password",
-            resource=target.resource.name,
-            outcome="locked-out",
-            client=address,
-            level=logging.WARNING,
+        resource_password_outcome(
+            request, LOCKED_OUT, resource=target.resource.name, client=address
         )
-        count_resource_password(request, LOCKED_OUT)
         return _sign_in_page(request, target, rd, entry_error=_locked_message(lockout), status=429)
     secret = str(form.get("secret", ""))[:1000]
     if not await asyncio.to_thread(check_secret, secret_hash, secret):
         await portal.regulation.failed(address, name)
-        event(
-            log,
-            "resource-password",
-            resource=target.resource.name,
-            outcome="failed",
-            client=address,
-        )
-        count_resource_password(request, FAILED)
+        resource_password_outcome(request, FAILED, resource=target.resource.name, client=address)
         return _sign_in_page(
             request, target, rd, entry_error="That is not the right one.", status=401
         )
@@ -310,10 +278,7 @@ async def resource_secret(request: web.Request) -> web.Response:
         lifetime=portal.session_seconds,
         claims={"res": target.resource.name, "pwv": fingerprint(secret_hash)},
     )
-    event(
-        log, "resource-password", resource=target.resource.name, outcome="succeeded", client=address
-    )
-    count_resource_password(request, SUCCEEDED)
+    resource_password_outcome(request, SUCCEEDED, resource=target.resource.name, client=address)
     raise web.HTTPSeeOther(await portal.code_for(target, "password", token))
 
 
