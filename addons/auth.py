@@ -9,17 +9,8 @@ from mitmproxy import http
 from addons.exchange import Exchange
 from addons.respond import redirect, refuse
 from addons.signin import browser, original_url
-from core.auth.identity import Identity, allowed
-from core.policy.model import ResourceAuth
+from core.auth.access import permitted
 from core.policy.rules import Outcome
-
-
-def permitted(identity: Identity, auth: ResourceAuth | None) -> bool:
-    if identity.method in ("session", "basic"):
-        return allowed(identity, auth.users, auth.groups) if auth is not None else True
-    if identity.method == "share":
-        return auth is not None and auth.share_links
-    return auth is not None and (auth.password_hash or auth.pin_hash) is not None
 
 
 class Auth:

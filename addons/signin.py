@@ -89,10 +89,15 @@ class SignIn(OnSignInServices):
 
     def _assertion(self, identity: Identity, host: str, now: float) -> str:
         claims: dict[str, object] = {"auth_method": identity.method}
+        if identity.amr:
+            claims["amr"] = list(identity.amr)  # RFC 8176: how the person signed in
+        if identity.provider is not None:
+            claims["idp"] = identity.provider
         if identity.user is not None:
             claims["groups"] = list(identity.groups)
             if identity.email:
                 claims["email"] = identity.email
+                claims["email_verified"] = identity.email_verified
         return mint(
             self.keys,
             use="assertion",

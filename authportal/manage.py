@@ -40,12 +40,22 @@ SHARE_REVOCATION_SECONDS = timedelta(days=366).total_seconds()
 _LINK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-_METHODS = {"pwd": "password", "otp": "totp"}  # RFC 8176 names, as admins read them
+# amr values (RFC 8176, docs/identity.md) as admins read them; "mfa" only repeats the others.
+_METHODS = {
+    "pwd": "password",
+    "otp": "totp",
+    "rec": "recovery-code",
+    "hwk": "passkey",
+    "email": "email-code",
+    "oidc": "identity-provider",
+    "mfa": "",
+}
 
 
 def how(methods: tuple[str, ...]) -> str:
     """A sign-in's methods (its amr) as the listings print them: `password+totp`."""
-    return "+".join(_METHODS.get(method, method) for method in methods) or "-"
+    named = (_METHODS.get(method, method) for method in methods)
+    return "+".join(name for name in named if name) or "-"
 
 
 class Refused(Exception):

@@ -106,13 +106,28 @@ class Portal(OnSignInServices):
         claims = self.token(request, cookies.PORTAL, "portal")
         if claims is None:
             return None
-        identity = identity_of("session", claims)
-        user = active_user(self.users.current(), identity.subject)
-        if user is None or await sessions.revoked(
+        try:
+            identity = identity_of("session", claims)
+        except TokenError:
+            return None
+        if identity.provider is not None:  # nobody's account: the token says who
+            person = Person(
+                identity.subject,
+                identity.email,
+                identity.groups,
+                identity.provider,
+                identity.email_verified,
+            )
+        else:
+            user = active_user(self.users.current(), identity.subject)
+            if user is None:
+                return None
+            person = Person.of_account(identity.subject, user)
+        if await sessions.revoked(
             self.kv, identity.session_id, identity.subject, identity.issued_at
         ):
             return None
-        return SignedIn(identity, user, claims)
+        return SignedIn(identity, person, claims)
 
     def csrf(self, request: web.Request) -> tuple[str, bool]:
         """The form token, and whether it is new (and so must be set as a cookie)."""
@@ -140,13 +155,14 @@ class Portal(OnSignInServices):
         return f"{target.scheme}://{target.authority}/.warren/callback?code={quote(code)}"
 
     async def portal_session(
-        self, name: str, user: User, amr: list[str], address: IPAddress
+        self, person: "Person", amr: list[str], address: IPAddress
     ) -> tuple[str, "SignedIn"]:
         """The portal's own cookie for a fresh sign-in, and who it stands for; the sign-in is
         recorded in the shared state first, so `warren sessions` sees it."""
         now = time.time()
         sid = new_id()
-        claims: dict[str, Any] = {"sid": sid, "amr": amr, "auth_time": now}
+        name = person.subject
+        claims: dict[str, Any] = {"sid": sid, "amr": amr, "auth_time": now, **person.claims()}
         await sessions.record_sign_in(
             self.kv,
             sessions.SignInRecord(
@@ -164,7 +180,7 @@ class Portal(OnSignInServices):
             now=now,
         )
         claims.update(sub=name, iat=int(now), exp=int(now) + int(self.session_seconds))
-        return token, SignedIn(identity_of("session", claims), user, claims)
+        return token, SignedIn(identity_of("session", claims), person, claims)
 
     def resource_session(self, who: "SignedIn", target: RedirectTarget) -> str:
         """A session for one resource host (or the shared cookie domain): the same sign-in (its
@@ -175,9 +191,7 @@ class Portal(OnSignInServices):
         claims: dict[str, Any] = {
             key: who.claims[key] for key in ("sid", "amr", "auth_time") if key in who.claims
         }
-        claims["groups"] = list(who.user.groups)
-        if who.user.email:
-            claims["email"] = who.user.email
+        claims.update(who.person.claims())
         return mint(
             self.keys,
             use="session",
@@ -190,9 +204,40 @@ class Portal(OnSignInServices):
 
 
 @dataclass(frozen=True, slots=True)
+class Person:
+    """Whom a sign-in is for: a users.yaml account (as the file says now), or someone without
+    one (an identity provider's user, an e-mail code), whose token says who they are."""
+
+    subject: str
+    email: str | None
+    groups: tuple[str, ...]
+    provider: str | None = None  # None: an account; "oidc:NAME" or "email" otherwise
+    email_verified: bool = True
+
+    @classmethod
+    def of_account(cls, name: str, user: User) -> "Person":
+        return cls(name, user.email, user.groups)
+
+    @property
+    def account(self) -> bool:
+        return self.provider is None
+
+    def claims(self) -> dict[str, Any]:
+        """What a session token says of the person (core.auth.verifier.identity_of reads it)."""
+        claims: dict[str, Any] = {"groups": list(self.groups)}
+        if self.email:
+            claims["email"] = self.email
+            if not self.email_verified:
+                claims["email_verified"] = False
+        if self.provider is not None:
+            claims["idp"] = self.provider
+        return claims
+
+
+@dataclass(frozen=True, slots=True)
 class SignedIn:
     identity: Identity
-    user: User
+    person: Person
     claims: dict[str, Any]
 
 

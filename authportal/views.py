@@ -5,15 +5,17 @@ or PIN, signed in, sign out. Every form carries a CSRF token; every redirect tar
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from urllib.parse import urlencode
 
 import pyotp
 from aiohttp import web
 
 from authportal.metrics import lockout_fields, resource_password_outcome, sign_in_outcome
-from authportal.state import PENDING_SECONDS, PORTAL, Portal, SignedIn
+from authportal.state import PENDING_SECONDS, PORTAL, Person, Portal, SignedIn
+from authportal.ways import WAYS, WayContext
 from core.auth import cookies, pages, sessions
-from core.auth.identity import listed
+from core.auth.access import permitted
 from core.auth.redirects import RedirectTarget
 from core.auth.regulation import Lockout
 from core.auth.tokens import fingerprint, mint
@@ -44,7 +46,7 @@ def _locked_message(lockout: Lockout) -> str:
     return f"Too many failed attempts. Try again in {wait}."
 
 
-def _with_csrf(request: web.Request, render: Render, status: int = 200) -> web.Response:
+def with_csrf(request: web.Request, render: Render, status: int = 200) -> web.Response:
     portal = _portal(request)
     token, fresh = portal.csrf(request)
     response = html(render(token), status)
@@ -53,7 +55,7 @@ def _with_csrf(request: web.Request, render: Render, status: int = 200) -> web.R
     return response
 
 
-def _sign_in_page(
+def sign_in_page(
     request: web.Request,
     target: RedirectTarget | None,
     rd: str | None,
@@ -69,18 +71,24 @@ def _sign_in_page(
         kind = "pin" if auth.pin_hash else "password" if auth.password_hash else None
     destination = target.host if target is not None else None
 
+    portal = _portal(request)
+    kept_rd = rd if target is not None else None
+
     def render(csrf: str) -> str:
+        ways = WayContext(portal, csrf, kept_rd, target)
         return pages.sign_in(
             csrf=csrf,
-            rd=rd if target is not None else None,
+            rd=kept_rd,
             destination=destination,
             error=error,
             username=username,
             secret_kind=kind,
             entry_error=entry_error,
+            password_form=portal.settings.portal.password_form,
+            extra="".join(way(ways) for way in WAYS),
         )
 
-    return _with_csrf(request, render, status)
+    return with_csrf(request, render, status)
 
 
 def _bad_destination() -> web.Response:
@@ -114,7 +122,7 @@ async def sign_in_form(request: web.Request) -> web.Response:
     who = await portal.signed_in(request)
     if who is not None:
         return await _land(portal, who, target)
-    return _sign_in_page(request, target, rd)
+    return sign_in_page(request, target, rd)
 
 
 @routes.post("/sign-in")
@@ -128,7 +136,7 @@ async def sign_in(request: web.Request) -> web.Response:
     username = str(form.get("username", "")).strip()[:200]
     password = str(form.get("password", ""))[:1000]
     if not portal.csrf_ok(request, str(form.get("csrf", ""))):
-        return _sign_in_page(
+        return sign_in_page(
             request, target, rd, error="The form expired. Please try again.", status=403
         )
     address = portal.client_ip(request)
@@ -137,7 +145,7 @@ async def sign_in(request: web.Request) -> web.Response:
         sign_in_outcome(
             request, LOCKED_OUT, user=username, client=address, **lockout_fields(lockout)
         )
-        return _sign_in_page(
+        return sign_in_page(
             request, target, rd, error=_locked_message(lockout), username=username, status=429
         )
     users = portal.users.current()
@@ -145,7 +153,7 @@ async def sign_in(request: web.Request) -> web.Response:
     if user is None:
         await portal.regulation.failed(address, username)
         sign_in_outcome(request, FAILED, user=username, client=address)
-        return _sign_in_page(request, target, rd, error=WRONG, username=username, status=401)
+        return sign_in_page(request, target, rd, error=WRONG, username=username, status=401)
     if user.totp is not None:
         pending = mint(
             portal.keys,
@@ -159,21 +167,26 @@ async def sign_in(request: web.Request) -> web.Response:
         response = web.HTTPSeeOther("/sign-in/code")
         portal.set_cookie(response, cookies.PENDING, pending, PENDING_SECONDS)
         raise response
-    return await _complete(request, portal, username, ["pwd"], target)
+    return await complete(request, portal, Person.of_account(username, user), ["pwd"], target)
 
 
-async def _complete(
+async def complete(
     request: web.Request,
     portal: Portal,
-    username: str,
+    person: Person,
     amr: list[str],
     target: RedirectTarget | None,
 ) -> web.Response:
-    user = active_user(portal.users.current(), username)
-    if user is None:  # deleted or disabled between the password and the code
-        raise web.HTTPSeeOther("/sign-in")
+    """The one way every method finishes a sign-in: recorded in the shared state, the portal's
+    cookie set, and on to the resource through its one-time code (raises the redirect)."""
+    if person.account:
+        user = active_user(portal.users.current(), person.subject)
+        if user is None:  # deleted or disabled between the password and the code
+            raise web.HTTPSeeOther("/sign-in")
+        person = Person.of_account(person.subject, user)
     address = portal.client_ip(request)
-    token, who = await portal.portal_session(username, user, amr, address)
+    token, who = await portal.portal_session(person, amr, address)
+    username = person.subject
     sign_in_outcome(request, SUCCEEDED, user=username, client=address, methods="+".join(amr))
     try:
         return await _land(portal, who, target)
@@ -194,7 +207,7 @@ async def second_factor_form(request: web.Request) -> web.Response:
     def render(csrf: str) -> str:
         return pages.second_factor(csrf=csrf, rd=rd if isinstance(rd, str) else None)
 
-    return _with_csrf(request, render)
+    return with_csrf(request, render)
 
 
 @routes.post("/sign-in/code")
@@ -212,7 +225,7 @@ async def second_factor(request: web.Request) -> web.Response:
         def render(csrf: str) -> str:
             return pages.second_factor(csrf=csrf, rd=rd, error=error)
 
-        return _with_csrf(request, render, status)
+        return with_csrf(request, render, status)
 
     if not portal.csrf_ok(request, str(form.get("csrf", ""))):
         return again("The form expired. Please try again.", 403)
@@ -237,7 +250,9 @@ async def second_factor(request: web.Request) -> web.Response:
         await portal.regulation.failed(address, username)
         sign_in_outcome(request, SECOND_FACTOR_FAILED, user=username, client=address)
         return again("That code is not right, or was already used. Try the next one.", 401)
-    return await _complete(request, portal, username, ["pwd", "otp"], target)
+    return await complete(
+        request, portal, Person(username, None, ()), ["pwd", "otp", "mfa"], target
+    )
 
 
 @routes.post("/password")
@@ -251,7 +266,7 @@ async def resource_secret(request: web.Request) -> web.Response:
     if target is None or secret_hash is None:
         return _bad_destination()
     if not portal.csrf_ok(request, str(form.get("csrf", ""))):
-        return _sign_in_page(
+        return sign_in_page(
             request, target, rd, entry_error="The form expired. Please try again.", status=403
         )
     address = portal.client_ip(request)
@@ -261,12 +276,12 @@ async def resource_secret(request: web.Request) -> web.Response:
         resource_password_outcome(
             request, LOCKED_OUT, resource=target.resource.name, client=address
         )
-        return _sign_in_page(request, target, rd, entry_error=_locked_message(lockout), status=429)
+        return sign_in_page(request, target, rd, entry_error=_locked_message(lockout), status=429)
     secret = str(form.get("secret", ""))[:1000]
     if not await asyncio.to_thread(check_secret, secret_hash, secret):
         await portal.regulation.failed(address, name)
         resource_password_outcome(request, FAILED, resource=target.resource.name, client=address)
-        return _sign_in_page(
+        return sign_in_page(
             request, target, rd, entry_error="That is not the right one.", status=401
         )
     token = mint(
@@ -288,15 +303,15 @@ async def home(request: web.Request) -> web.Response:
     who = await portal.signed_in(request)
     if who is None:
         raise web.HTTPSeeOther("/sign-in")
-    user = who.user
+    person = who.person
     apps = _applications(portal, who)
 
     def render(csrf: str) -> str:
         return pages.signed_in(
-            user=who.identity.subject, email=user.email, groups=user.groups, apps=apps, csrf=csrf
+            user=person.subject, email=person.email, groups=person.groups, apps=apps, csrf=csrf
         )
 
-    return _with_csrf(request, render)
+    return with_csrf(request, render)
 
 
 def _applications(portal: Portal, who: SignedIn) -> list[tuple[str, str]]:
@@ -304,13 +319,13 @@ def _applications(portal: Portal, who: SignedIn) -> list[tuple[str, str]]:
     port = portal.origin.rpartition(":")[2]
     suffix = f":{port}" if port.isdigit() else ""
     found = []
+    person = who.person  # groups and e-mail as users.yaml says now, for an account
+    now = replace(who.identity, groups=person.groups, email=person.email)
     for name, resource in sorted(portal.policy.current.resources.items()):
         hosts = [h for h in resource.model.host or () if not h.startswith("*.")]
         if not hosts or hosts[0] == portal.host or resource.public:
             continue
-        auth = resource.auth
-        name_ = who.identity.subject
-        if auth is None or listed(name_, who.user.groups, auth.users, auth.groups):
+        if permitted(now, resource.auth):
             found.append((name, f"{scheme}://{hosts[0]}{suffix}/"))
     return found
 
@@ -342,7 +357,7 @@ async def sign_out_form(request: web.Request) -> web.Response:
     def render(csrf: str) -> str:
         return pages.confirm_sign_out(action="/sign-out", csrf=csrf)
 
-    return _with_csrf(request, render)
+    return with_csrf(request, render)
 
 
 @routes.post("/sign-out")

@@ -35,6 +35,7 @@ from pydantic_settings import (
 from core.acme.dns import DnsSettings
 from core.fields import Duration, Size
 from core.problems import ConfigError, Problem, from_validation_error
+from core.signinsettings import OidcProviders, Smtp
 from core.storage import check_storage_url
 from core.yamlfile import load_yaml, locate
 
@@ -167,6 +168,7 @@ class Portal(Section):
         IPv4Network("127.0.0.1/32"),
         IPv6Network("::1/128"),
     )
+    password_form: bool = True  # False: only the other ways in (identity providers, ...)
 
 
 def _limit_strings(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -342,6 +344,8 @@ class Settings(BaseSettings):
     metrics: Metrics = Metrics()
     logging: Logging = Logging()
     admin: Admin = Admin()
+    oidc: OidcProviders = Field(default_factory=dict)  # identity providers, by name
+    smtp: Smtp | None = None  # where e-mail codes are sent through
 
     @model_validator(mode="after")
     def _http_listen_apart(self) -> Self:
@@ -392,6 +396,8 @@ class Settings(BaseSettings):
                     update={"access_file": under(self.logging.access_file)}
                 ),
                 "acme": self.acme.resolved(base) if self.acme is not None else None,
+                "oidc": {name: p.resolved(base) for name, p in self.oidc.items()},
+                "smtp": self.smtp.resolved(base) if self.smtp is not None else None,
                 "node": self.node.model_copy(update={"ca_file": under(self.node.ca_file)}),
                 "geoip": self.geoip.model_copy(
                     update={

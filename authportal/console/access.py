@@ -2,8 +2,10 @@
 looked up: a page added later, a path that matches no page, and every method are covered alike.
 
 Allowed: a portal sign-in that is valid now (token, account not deleted or disabled, session not
-revoked: `Portal.signed_in`), by a member of `admin.group` as users.yaml says now, made with a
-second factor (the sign-in's amr holds "otp", RFC 8176's "one-time password"). Anyone else:
+revoked: `Portal.signed_in`), of a users.yaml account in `admin.group` as the file says now
+(never someone without an account, whatever groups a provider maps them to), made with two
+factors (the sign-in's amr holds "mfa", RFC 8176's "multiple-factor": a TOTP or recovery code
+after the password, or a passkey that verified its user). Anyone else:
 not signed in, sent to sign in and back; signed in, 403 whatever they ask for. Every POST then
 also needs the form's CSRF token and its own Origin (core.auth.csrf, as the sign-in form).
 """
@@ -21,7 +23,7 @@ type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PREFIX = "/admin"
 ADMIN = web.RequestKey("console_admin", SignedIn)
-SECOND_FACTOR = "otp"  # RFC 8176 authentication method reference for TOTP
+SECOND_FACTOR = "mfa"  # RFC 8176 authentication method reference: more than one factor
 
 
 def is_console(path: str) -> bool:
@@ -30,13 +32,14 @@ def is_console(path: str) -> bool:
 
 def refusal(who: SignedIn, group: str) -> str | None:
     """Why this signed-in person may not use the console; None when they may."""
-    if group not in who.user.groups:
+    if not who.person.account or group not in who.person.groups:
         return f"Only members of the {group} group may open the admin console."
     amr: Any = who.claims.get("amr")
     if not isinstance(amr, list) or SECOND_FACTOR not in amr:
         return (
             "The admin console needs a sign-in with two-step verification. Sign out and sign "
-            "in again with your verification code (an admin enrols one with `warren user 2fa`)."
+            "in again with your verification code or a passkey (an admin enrols a code with "
+            "`warren user 2fa`)."
         )
     return None
 

@@ -75,6 +75,8 @@ def sign_in(
     username: str = "",
     secret_kind: str | None = None,  # "password" or "pin" when the resource has one
     entry_error: str | None = None,
+    password_form: bool = True,
+    extra: str = "",  # the other ways in (identity providers, passkeys, e-mail codes), as HTML
 ) -> str:
     lead = (
         f"<p>to continue to <strong>{escape(destination)}</strong></p>"
@@ -83,9 +85,7 @@ def sign_in(
     )
     # Back with an error and the name kept: the password is what to type next.
     name_focus, password_focus = ("", " autofocus") if username else (" autofocus", "")
-    body = f"""<h1>Sign in</h1>
-{lead}
-<form method="post" action="/sign-in">
+    form = f"""<form method="post" action="/sign-in">
 {_error(error)}
 {_hidden(csrf=csrf, rd=rd)}
 <label for="username">Username
@@ -96,6 +96,7 @@ def sign_in(
  required{password_focus}{_invalid(error)}></label>
 <button type="submit">Sign in</button>
 </form>"""
+    body = f"<h1>Sign in</h1>\n{lead}\n" + (form if password_form else _error(error)) + extra
     if secret_kind is not None:
         body += _secret_form(csrf, rd, destination, secret_kind, entry_error)
     return page("Sign in", body)

@@ -9,6 +9,9 @@ users:
     groups: [ops]
     totp: JBSWY3DPEHPK3PXP      # present once `warren user 2fa alice` enrolled a second factor
     disabled: true              # present once `warren user disable alice` ran: no sign-in at all
+    identities: {authentik: 8f2c0b...}   # OIDC providers' subjects that sign in as alice
+    passkeys: [{id: ..., public_key: ..., name: laptop, created: 2026-12-02}]
+    recovery: [9b74c9897bac770ffc029102a200c5de...]   # sha256 of each unused recovery code
 ```
 
 The file holds secrets (hashes, TOTP seeds), so it is written with mode 0600.
@@ -64,6 +67,19 @@ def _groups(values: tuple[str, ...]) -> tuple[str, ...]:
 type Argon2id = Annotated[str, AfterValidator(_argon2id)]
 
 
+class Passkey(BaseModel):
+    """A WebAuthn credential registered for the account (core.auth.passkeys); its signature
+    counter lives in the shared sign-in state, which changes on every use."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{16,1400}$")  # the credential id, base64url
+    public_key: str = Field(pattern=r"^[A-Za-z0-9_-]{16,4000}$")  # its COSE key, base64url
+    name: str = Field(default="passkey", max_length=100)
+    created: str = ""  # ISO 8601 date
+    transports: tuple[str, ...] = ()
+
+
 class User(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -72,6 +88,11 @@ class User(BaseModel):
     groups: Annotated[tuple[str, ...], AfterValidator(_groups)] = ()
     totp: str | None = Field(default=None, pattern=r"^[A-Z2-7]{16,128}$")
     disabled: bool = False
+    # provider name -> that provider's `sub`: the account an OIDC sign-in lands on. Linked by
+    # the provider's subject, never by an e-mail address alone (which a provider may reassign).
+    identities: dict[str, str] = Field(default_factory=dict)
+    passkeys: tuple[Passkey, ...] = ()
+    recovery: tuple[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], ...] = ()  # sha256 of each
 
 
 class UsersFile(BaseModel):
@@ -116,8 +137,9 @@ def active_user(users: UsersFile, name: str) -> User | None:
 def current_identity(users: UsersFile, identity: Identity) -> Identity | None:
     """A person's proof with their groups and e-mail as users.yaml says now (a session token
     carries those of the moment it was made); None once the account is deleted or disabled.
-    Share links and resource passwords are nobody's account and pass unchanged."""
-    if identity.user is None:
+    Share links, resource passwords, certificates and people who signed in without an account
+    (an identity provider's user, an e-mail code) pass unchanged."""
+    if identity.user is None or identity.provider is not None:
         return identity
     user = users.users.get(identity.user)
     if user is None or user.disabled:

@@ -38,6 +38,12 @@ def identity_of(use: Use, claims: dict[str, Any]) -> Identity:
         raise TokenError("groups must be a list of names")
     if email is not None and not isinstance(email, str):
         raise TokenError("email must be text")
+    amr = claims.get("amr", [])
+    if not isinstance(amr, list) or not all(isinstance(a, str) for a in amr):
+        raise TokenError("amr must be a list of names")
+    provider = claims.get("idp")
+    if provider is not None and not isinstance(provider, str):
+        raise TokenError("idp must be text")
     method = _METHODS.get(use)
     if method is None:
         raise TokenError(f"{use!r} tokens carry no identity")
@@ -51,6 +57,9 @@ def identity_of(use: Use, claims: dict[str, Any]) -> Identity:
         groups=tuple(groups),
         session_id=session_id if isinstance(session_id, str) else None,
         issued_at=float(issued) if isinstance(issued, int | float) else float(claims["iat"]),
+        amr=tuple(amr),
+        provider=provider,
+        email_verified=claims.get("email_verified", True) is True,
     )
 
 

@@ -4,6 +4,7 @@ import re
 import socket
 from datetime import timedelta
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -182,6 +183,25 @@ def _argon2id_hash(value: str) -> str:
 
 type SecretHash = Annotated[str, AfterValidator(_argon2id_hash)]
 
+_EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\"]+$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+def _emails(values: tuple[str, ...]) -> tuple[str, ...]:
+    lowered = tuple(value.strip().lower() for value in values)
+    for value in lowered:
+        if not _EMAIL.match(value):
+            raise ValueError(f"{value!r} is not an e-mail address")
+    return lowered
+
+
+def _domains(values: tuple[str, ...]) -> tuple[str, ...]:
+    lowered = tuple(value.strip().lower().removeprefix("@") for value in values)
+    for value in lowered:
+        if not _DOMAIN.match(value):
+            raise ValueError(f"{value!r} is not a domain name (like example.com)")
+    return lowered
+
 
 class ResourceAuth(Strict):
     users: tuple[str, ...] = ()
@@ -191,6 +211,11 @@ class ResourceAuth(Strict):
     pin_hash: SecretHash | None = None
     share_links: bool = False  # `warren share NAME` links open the resource
     basic_auth: bool = False  # API clients may send a Warren user's name and password
+    # People who proved one of these addresses (an e-mail code, a provider's verified e-mail,
+    # an account's e-mail) get in; lower-cased, so matching ignores case.
+    emails: Annotated[tuple[str, ...], AfterValidator(_emails)] = ()
+    email_domains: Annotated[tuple[str, ...], AfterValidator(_domains)] = ()
+    client_ca: Path | None = None  # PEM bundle: client certificates it issued sign apps in
 
     @model_validator(mode="after")
     def _one_secret(self) -> Self:

@@ -1,0 +1,1 @@
+// The portal's passkey script (authportal.passkeys).

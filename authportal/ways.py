@@ -1,0 +1,22 @@
+"""The other ways in on the sign-in page, beside (or instead of) the password form: each part
+renders its own piece (a provider's button, the passkey button, the e-mail code form) from what
+the page knows. Listed here, in the order the page shows them."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from authportal.state import Portal
+from core.auth.redirects import RedirectTarget
+
+
+@dataclass(frozen=True, slots=True)
+class WayContext:
+    portal: Portal
+    csrf: str
+    rd: str | None  # where the person goes after signing in (already checked), or None
+    target: RedirectTarget | None
+
+
+type Way = Callable[[WayContext], str]  # HTML, escaped by the part that made it
+
+WAYS: list[Way] = []
