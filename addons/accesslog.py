@@ -22,7 +22,7 @@ from mitmproxy import exceptions, http
 
 from addons.exchange import Exchange, NotYetDecided
 from addons.layers import CUT, Cut
-from addons.outcome import after_error_answer, decision_of, refusal_of
+from addons.outcome import after_error_answer, decision_of, refusal_of, resource_name
 from addons.runtime import Runtime, RuntimeSlot
 from core.accesslog import AccessWriter, RecentRefusals, Record, loggable_query
 from core.logs import iso_time
@@ -189,7 +189,7 @@ class AccessLog:
             "host": request.host_header,
             "method": request.method,
             "path": exchange.path or raw_path[:_RAW_PATH],
-            "resource": _resource_name(exchange),
+            "resource": resource_name(exchange),
             "rule": verdict.rule.key if verdict is not None and verdict.rule is not None else None,
             "decision": decision_of(flow, exchange),
             "status": status,
@@ -209,13 +209,6 @@ class AccessLog:
 
 
 _FROM = {"peer": "peer", "x-forwarded-for": "trusted-proxy", "cf-connecting-ip": "trusted-proxy"}
-
-
-def _resource_name(exchange: Exchange) -> str | None:
-    try:
-        return exchange.resource.name
-    except NotYetDecided:  # a probe, an unknown host, the sites' API
-        return None
 
 
 def _url(target: Target) -> str:

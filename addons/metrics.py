@@ -13,9 +13,9 @@ import json
 from mitmproxy import http
 
 from addons import failclosed
-from addons.exchange import Exchange, NotYetDecided
+from addons.exchange import Exchange
 from addons.layers import CUT, Cut
-from addons.outcome import decision_of, refusal_of
+from addons.outcome import decision_of, refusal_of, resource_name
 from addons.probes import Probes
 from addons.runtime import Runtime, RuntimeSlot
 from core.metrics.gateway import NO_RESOURCE, GatewayMetrics, GatewayServices
@@ -95,10 +95,7 @@ class Metrics:
         metadata[_COUNTED] = True
         response = flow.response
         status = response.status_code if response is not None else 0
-        try:
-            resource = exchange.resource.name
-        except NotYetDecided:
-            resource = NO_RESOURCE
+        resource = resource_name(exchange) or NO_RESOURCE
         latency = None
         refused_by = None
         if refusal_of(flow) is not None:

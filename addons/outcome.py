@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from mitmproxy import http
 
-from addons.exchange import Exchange
+from addons.exchange import Exchange, NotYetDecided
 from core.policy.rules import Outcome
 
 _REFUSAL = "warren.refusal"
@@ -77,3 +77,12 @@ def error_answered(flow: http.HTTPFlow) -> None:
     """The HTTP layer has answered the failure, or decided not to (the response had begun)."""
     for then in flow.metadata.pop(_ON_ERROR_ANSWER, ()):
         then()
+
+
+def resource_name(exchange: Exchange) -> str | None:
+    """The resource the request was for; None when it was answered before one was decided (a
+    probe, an unknown host, the sites' API)."""
+    try:
+        return exchange.resource.name
+    except NotYetDecided:
+        return None

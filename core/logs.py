@@ -150,15 +150,18 @@ def formatter(component: str, format: Format, stream: TextIO) -> logging.Formatt
     return JsonFormatter(component)
 
 
+class WarrenHandler(logging.StreamHandler[TextIO]):
+    """The handler setup_logging installs, told apart from anyone else's."""
+
+
 def setup_logging(component: str, format: Format = "auto", verbose: bool = False) -> None:
     """Every record of the process to stderr in one format; called once by `warren gateway`,
     `warren portal`, `warren sidecar` and `warren site`, and again (replacing its handler) once
     the settings have named the format."""
     root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, "warren", False)]:
-        root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.warren = True  # type: ignore[attr-defined]  # ours, to be replaced, never another's
+    for handler in [h for h in root.handlers if isinstance(h, WarrenHandler)]:
+        root.removeHandler(handler)  # ours, to be replaced; never another's
+    handler = WarrenHandler(sys.stderr)
     handler.setFormatter(formatter(component, format, sys.stderr))
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

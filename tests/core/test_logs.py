@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 
 from core import control
-from core.logs import HumanFormatter, JsonFormatter, event, setup_from_config, setup_logging
+from core.logs import (
+    HumanFormatter,
+    JsonFormatter,
+    WarrenHandler,
+    event,
+    setup_from_config,
+    setup_logging,
+)
 from core.policy.check import Capabilities
 from core.policy.store import PolicyStore
 from core.problems import ConfigError
@@ -163,13 +170,13 @@ def test_set_up_again_replaces_its_own_handler_and_keeps_anothers() -> None:
     try:
         setup_logging("gateway", "json")
         setup_logging("gateway", "human", verbose=True)
-        ours = [h for h in root.handlers if getattr(h, "warren", False)]
+        ours = [h for h in root.handlers if isinstance(h, WarrenHandler)]
         assert len(ours) == 1
         assert isinstance(ours[0].formatter, HumanFormatter)
         assert other in root.handlers
         assert root.level == logging.DEBUG
     finally:
-        for handler in [h for h in root.handlers if getattr(h, "warren", False)]:
+        for handler in [h for h in root.handlers if isinstance(h, WarrenHandler)]:
             root.removeHandler(handler)
         root.removeHandler(other)
         root.setLevel(level)
@@ -183,15 +190,15 @@ def test_settings_that_do_not_load_leave_auto_set_up_for_the_error(tmp_path: Pat
     try:
         with pytest.raises(ConfigError):
             setup_from_config("portal", config)
-        ours = [h for h in root.handlers if getattr(h, "warren", False)]
+        ours = [h for h in root.handlers if isinstance(h, WarrenHandler)]
         assert len(ours) == 1  # auto: JSON here, since pytest's stderr is no terminal
         config.write_text("logging: {format: human}\nstate_dir: state\n")
         settings = setup_from_config("portal", config)
         assert settings.logging.format == "human"
-        (handler,) = [h for h in root.handlers if getattr(h, "warren", False)]
+        (handler,) = [h for h in root.handlers if isinstance(h, WarrenHandler)]
         assert isinstance(handler.formatter, HumanFormatter)
     finally:
-        for handler in [h for h in root.handlers if getattr(h, "warren", False)]:
+        for handler in [h for h in root.handlers if isinstance(h, WarrenHandler)]:
             root.removeHandler(handler)
         root.setLevel(level)
 

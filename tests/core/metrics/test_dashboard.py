@@ -4,6 +4,7 @@ variable), whose every query names only metrics our registries expose, by their 
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from tests.core.metrics.registries import (
     exposed,
@@ -16,12 +17,12 @@ DASHBOARD = Path(__file__).resolve().parents[3] / "docs" / "grafana" / "warren.j
 METRIC = re.compile(r"\bwarren_[a-z0-9_]+")
 
 
-def exprs(dashboard: dict[str, object]) -> list[str]:
+def exprs(dashboard: dict[str, Any]) -> list[str]:
     found = []
-    for panel in dashboard["panels"]:  # type: ignore[attr-defined]
+    for panel in dashboard["panels"]:
         for target in panel.get("targets", []):
             found.append(target["expr"])
-    for variable in dashboard["templating"]["list"]:  # type: ignore[index]
+    for variable in dashboard["templating"]["list"]:
         query = variable.get("query")
         if isinstance(query, dict):
             found.append(query["query"])
