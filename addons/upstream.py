@@ -132,8 +132,7 @@ def _portal_cookie_names(value: bytes) -> list[str]:
     return [
         name
         for name in names
-        if name.removeprefix("__Host-").removeprefix("__Secure-")
-        in (cookies.PORTAL, cookies.PENDING, cookies.CSRF)
+        if name.removeprefix("__Host-").removeprefix("__Secure-") in cookies.PORTAL_OWN
     ]
 
 

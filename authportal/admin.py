@@ -212,6 +212,42 @@ def user_enable(name: Name, config: ConfigOption = DEFAULT_CONFIG) -> None:
     typer.echo(f"enabled {name}; they can sign in again")
 
 
+Provider = Annotated[str, typer.Argument(help="An identity provider's name in warren.yaml (oidc).")]
+
+
+def user_link(
+    name: Name,
+    provider: Provider,
+    sub: Annotated[str, typer.Argument(help="The provider's subject (`sub`) for this person.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Let a provider's user sign in as NAME (by its subject, never by e-mail)."""
+    from core.auth.oidc import link_identity
+
+    settings = settings_of(config)
+    if provider not in settings.oidc:
+        fail(f"warren.yaml has no identity provider {provider!r} under oidc")
+    if not sub or len(sub) > 255:
+        fail("the subject is 1 to 255 characters")
+    try:
+        link_identity(settings.users_file, name, provider, sub)
+    except ValueError as error:
+        fail(str(error))
+    typer.echo(f"linked {name} to {provider} subject {sub}")
+
+
+def user_unlink(name: Name, provider: Provider, config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Stop a provider's user signing in as NAME."""
+    from core.auth.oidc import unlink_identity
+
+    settings = settings_of(config)
+    try:
+        found = unlink_identity(settings.users_file, name, provider)
+    except ValueError as error:
+        fail(str(error))
+    typer.echo(f"unlinked {name} from {provider}" if found else f"{name} had no {provider} link")
+
+
 GroupList = Annotated[str, typer.Option(help="Comma-separated groups, e.g. ops,dev.")]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 import authportal.console.mount as console
-from authportal import metrics
+from authportal import metrics, oidc
 from authportal.errors import storage_down
 from authportal.state import PORTAL, Portal
 from authportal.views import routes
@@ -60,6 +60,7 @@ def make_app(portal: Portal) -> web.Application:
     app = web.Application(middlewares=[security_headers, storage_down], client_max_size=64 * 1024)
     app[PORTAL] = portal
     app.add_routes(routes)
+    oidc.install(app)  # identity providers: /sign-in/oidc/NAME, /oidc/callback, buttons
     app.router.add_static("/static/", STATIC, follow_symlinks=False)  # the passkey script
     console.mount(app)  # /admin: its pages and the guard in front of them
     app.cleanup_ctx.append(_background)

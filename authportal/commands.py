@@ -32,6 +32,8 @@ def register(app: typer.Typer) -> None:
     users_app.command("groups")(admin.user_groups)
     users_app.command("disable")(admin.user_disable)
     users_app.command("enable")(admin.user_enable)
+    users_app.command("link")(admin.user_link)
+    users_app.command("unlink")(admin.user_unlink)
     sessions_app.command("list")(signins.sessions_list)
     sessions_app.command("revoke")(signins.sessions_revoke)
     keys_app.command("rotate")(admin.keys_rotate)

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from authportal.metrics import lockout_fields, resource_password_outcome, sign_in_outcome
 from authportal.state import PENDING_SECONDS, PORTAL, Person, Portal, SignedIn
-from authportal.ways import WAYS, WayContext
+from authportal.ways import HOME, WAYS, HomeContext, WayContext
 from core.auth import cookies, pages, sessions
 from core.auth.access import permitted
 from core.auth.redirects import RedirectTarget
@@ -306,9 +306,19 @@ async def home(request: web.Request) -> web.Response:
     person = who.person
     apps = _applications(portal, who)
 
+    user = portal.users.current().users.get(person.subject) if person.account else None
+
     def render(csrf: str) -> str:
+        # The parts' additions for an account ("Link <provider>"), above the sign-out button.
+        context = HomeContext(portal, csrf, person.subject, user) if user is not None else None
+        added = "".join(part(context) for part in HOME) if context is not None else ""
         return pages.signed_in(
-            user=person.subject, email=person.email, groups=person.groups, apps=apps, csrf=csrf
+            user=person.subject,
+            email=person.email,
+            groups=person.groups,
+            apps=apps,
+            csrf=csrf,
+            extra=added,
         )
 
     return with_csrf(request, render)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from authportal.state import Portal
 from core.auth.redirects import RedirectTarget
+from core.auth.users import User
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,3 +21,18 @@ class WayContext:
 type Way = Callable[[WayContext], str]  # HTML, escaped by the part that made it
 
 WAYS: list[Way] = []
+
+
+@dataclass(frozen=True, slots=True)
+class HomeContext:
+    """The portal's home page for someone signed in with a users.yaml account."""
+
+    portal: Portal
+    csrf: str
+    account: str
+    user: User
+
+
+type HomePart = Callable[[HomeContext], str]  # HTML, escaped by the part that made it
+
+HOME: list[HomePart] = []  # what the parts add to an account's home page ("Link <provider>")

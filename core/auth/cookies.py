@@ -14,6 +14,9 @@ SHARE = "warren_share"  # a share link was opened
 PORTAL = "warren_portal"  # the portal's own sign-in
 PENDING = "warren_pending"  # password accepted, second factor to come
 CSRF = "warren_csrf"
+OIDC = "warren_oidc"  # a sign-in through an identity provider under way (authportal.oidc)
+
+PORTAL_OWN = (PORTAL, PENDING, CSRF, OIDC)  # what the gateway lets through to the portal
 
 RESOURCE_COOKIES = (SESSION, PASSWORD, SHARE)
 SHARE_PARAMETER = "warren_share"  # the query parameter of a share link

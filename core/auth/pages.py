@@ -24,6 +24,9 @@ input[aria-invalid=true]{border-color:var(--error)}
 button{font:inherit;font-weight:600;padding:.7rem 1rem;border:0;border-radius:8px;
 background:var(--accent);color:var(--on-accent);cursor:pointer}
 button.secondary{background:transparent;color:var(--accent);border:1px solid var(--accent)}
+a.button{display:block;text-align:center;text-decoration:none;font-weight:600;padding:.7rem 1rem;
+border-radius:8px;border:1px solid var(--accent);color:var(--accent)}
+.ways{display:grid;gap:.6rem;margin:1.1rem 0 0}.ways p{margin:0}
 a{color:var(--accent)}
 :focus-visible{outline:3px solid var(--accent);outline-offset:2px}
 .error{margin:0;padding:.65rem .85rem;border-left:4px solid var(--error);border-radius:6px;
@@ -139,7 +142,13 @@ def second_factor(*, csrf: str, rd: str | None, error: str | None = None) -> str
 
 
 def signed_in(
-    *, user: str, email: str | None, groups: tuple[str, ...], apps: list[tuple[str, str]], csrf: str
+    *,
+    user: str,
+    email: str | None,
+    groups: tuple[str, ...],
+    apps: list[tuple[str, str]],
+    csrf: str,
+    extra: str = "",  # what the parts add for an account (linked providers, passkeys), as HTML
 ) -> str:
     details = f"<dt>Signed in as</dt><dd>{escape(user)}</dd>"
     if email:
@@ -153,6 +162,7 @@ def signed_in(
     body = f"""<h1>You are signed in</h1>
 <dl class="who">{details}</dl>
 {listing}
+{extra}
 <form method="post" action="/sign-out">{_hidden(csrf=csrf)}
 <button type="submit" class="secondary">Sign out everywhere</button></form>"""
     return page("Signed in", body)
