@@ -21,15 +21,12 @@ from core.reloading import Reloading
 from core.settings import Settings
 
 log = logging.getLogger("warren.portal")
-STATIC = Path(__file__).parent / "static"
 
 _HEADERS = {
-    # Warren's pages work without script (only passkeys need the portal's own, from /static/)
-    # and are never framed; the form's redirect goes on to the resource's host, so form-action
-    # stays open.
+    # Warren's pages need no script and are never framed; the form's redirect goes on to the
+    # resource's host, so form-action stays open.
     "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
-        "frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
@@ -61,7 +58,6 @@ def make_app(portal: Portal) -> web.Application:
     app[PORTAL] = portal
     app.add_routes(routes)
     oidc.install(app)  # identity providers: /sign-in/oidc/NAME, /oidc/callback, buttons
-    app.router.add_static("/static/", STATIC, follow_symlinks=False)  # the passkey script
     console.mount(app)  # /admin: its pages and the guard in front of them
     app.cleanup_ctx.append(_background)
     metrics.install(app)  # its counters for the views; its listener after _background starts

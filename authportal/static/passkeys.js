@@ -1,1 +1,0 @@
-// The portal's passkey script (authportal.passkeys).
