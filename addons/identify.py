@@ -1,4 +1,5 @@
-"""Who is asking: a session cookie, a resource-password cookie, a share link, or basic auth.
+"""Who is asking: a session cookie, a resource-password cookie, a share link, basic auth, or an
+app's bearer token.
 
 Runs after the rules and before rate limiting, so `exchange.user` is known to per-user limits;
 `addons.auth` then decides. A session's signature is checked once and remembered
@@ -20,7 +21,7 @@ from mitmproxy import http
 from addons.exchange import Exchange
 from addons.respond import redirect, refuse
 from addons.signin import SignIn, browser, is_https, request_host
-from core.auth import cookies, sessions
+from core.auth import apptokens, cookies, sessions
 from core.auth.identity import Identity
 from core.auth.tokens import TokenError, fingerprint
 from core.auth.users import authenticate, current_identity
@@ -50,9 +51,17 @@ class Identify:
             elif (
                 auth.basic_auth
                 and exchange.verdict.outcome is Outcome.SIGN_IN
-                and "authorization" in flow.request.headers
+                and _scheme(flow) == "basic"
             ):
                 identity = await self._from_basic(signin, flow, exchange)
+        if (
+            identity is None
+            and flow.response is None
+            and exchange.verdict.outcome is Outcome.SIGN_IN
+            and not exchange.resource.public
+            and _scheme(flow) == "bearer"
+        ):
+            identity = await _from_bearer(signin, flow, exchange)
         if identity is not None:
             exchange.identity = identity
             exchange.user = identity.subject if identity.method != "password" else None
@@ -205,6 +214,53 @@ async def _from_share_link(
             ],
         )
     return identity
+
+
+def _scheme(flow: http.HTTPFlow) -> str | None:
+    """The Authorization header's scheme, lower-cased (RFC 9110 §11.1: case-insensitive)."""
+    header = flow.request.headers.get("authorization")
+    return None if header is None else header.strip().partition(" ")[0].lower()
+
+
+async def _from_bearer(
+    signin: SignIn, flow: http.HTTPFlow, exchange: Exchange
+) -> Identity | None:
+    """An app's token (core.auth.apptokens), or a 401 that says so (RFC 6750 §3): a request
+    that brought a token is answered for that token, never sent on to the sign-in page. Refused
+    tokens are counted per address like failed sign-ins; a good one never waits on the count."""
+    resource = exchange.resource.name
+    credentials = flow.request.headers.get("authorization", "").strip().partition(" ")[2]
+    try:
+        record = await apptokens.verify(signin.kv, credentials.strip(), resource)
+    except apptokens.TokenRefused as error:
+        why = str(error)
+    else:
+        identity = current_identity(signin.users.current(), record.identity())
+        if identity is not None:
+            return identity
+        why = f"token {record.token_id}: {record.user} is deleted or disabled"
+    address = exchange.client.ip
+    await signin.regulation.failed(address, "")
+    lockout = await signin.regulation.locked(address, "")
+    if lockout is not None:
+        refuse(
+            flow,
+            429,
+            detail="Too many refused tokens. Wait, then try again.",
+            reason=f"bearer token refused ({why}); locked out by {lockout.reason}",
+            headers={"retry-after": str(int(lockout.retry_after) + 1)},
+        )
+        return None
+    refuse(
+        flow,
+        401,
+        detail="This token does not open this application: it expired, was revoked, or was "
+        "made for another one.",
+        reason=f"bearer token refused: {why}",
+        # RFC 6750 §3: the scheme, the realm, and invalid_token for a token that opens nothing.
+        headers={"www-authenticate": f'Bearer realm="{resource}", error="invalid_token"'},
+    )
+    return None
 
 
 def _basic_credentials(header: str) -> tuple[str, str] | None:

@@ -105,10 +105,15 @@ def _rewrite_headers(flow: http.HTTPFlow, exchange: Exchange, signin: SignIn) ->
         request.path = _without_share_token(request.path)
 
 
+# Credentials Warren checked itself: the application gets the identity headers instead.
+_CONSUMED = frozenset({"basic", "token"})
+
+
 def _without_credentials(
     fields: tuple[Field, ...], portal: bool, identity: Identity | None
 ) -> list[Field]:
-    """Warren's cookies (and basic credentials Warren consumed) never reach an application."""
+    """Warren's cookies (and basic credentials or app tokens Warren consumed) never reach an
+    application."""
     kept = []
     for name, value in fields:
         lowered = name.lower()
@@ -121,7 +126,7 @@ def _without_credentials(
                 value = cookies.without_warren_cookies(value.decode("latin-1")).encode("latin-1")
             if not value:
                 continue
-        elif lowered == b"authorization" and identity is not None and identity.method == "basic":
+        elif lowered == b"authorization" and identity is not None and identity.method in _CONSUMED:
             continue
         kept.append((name, value))
     return kept

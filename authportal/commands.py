@@ -1,6 +1,6 @@
 """The portal's sub-commands: `warren portal`, `warren user ...`, `warren sessions ...`,
-`warren share`, `warren keys`, `warren hash`. Kept light: heavy imports happen inside each
-command."""
+`warren share`, `warren token ...`, `warren keys`, `warren hash`. Kept light: heavy imports
+happen inside each command."""
 
 from pathlib import Path
 
@@ -13,14 +13,18 @@ keys_app = typer.Typer(help="Manage the signing keys in state_dir/keys.", no_arg
 sessions_app = typer.Typer(
     help="Active sign-ins in the shared state; end them everywhere.", no_args_is_help=True
 )
+tokens_app = typer.Typer(
+    help="Bearer tokens for native apps: make, list, revoke.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
-    from authportal import admin, signins
+    from authportal import admin, apptokens, signins
 
     app.command(rich_help_panel="Run")(portal)
     app.add_typer(users_app, name="user", rich_help_panel="Sign-in")
     app.add_typer(sessions_app, name="sessions", rich_help_panel="Sign-in")
+    app.add_typer(tokens_app, name="token", rich_help_panel="Sign-in")
     app.add_typer(keys_app, name="keys", rich_help_panel="Sign-in")
     app.command(rich_help_panel="Sign-in")(admin.share)
     app.command(name="hash", rich_help_panel="Sign-in")(admin.hash_secret)
@@ -37,6 +41,9 @@ def register(app: typer.Typer) -> None:
     sessions_app.command("list")(signins.sessions_list)
     sessions_app.command("revoke")(signins.sessions_revoke)
     keys_app.command("rotate")(admin.keys_rotate)
+    tokens_app.command("create")(apptokens.token_create)
+    tokens_app.command("list")(apptokens.token_list)
+    tokens_app.command("revoke")(apptokens.token_revoke)
     keys_app.command("list")(admin.keys_list)
 
 

@@ -1,6 +1,7 @@
-"""The admin operations the command line (`warren user`, `warren sessions`, `warren share`) and
-the admin console (authportal.console) share: each change to users.yaml and to the sign-in
-state is made here, one way, so what the console does is exactly what the command does.
+"""The admin operations the command line (`warren user`, `warren sessions`, `warren share`,
+`warren token`) and the admin console (authportal.console) share: each change to users.yaml and
+to the sign-in state is made here, one way, so what the console does is exactly what the
+command does.
 
 Two kinds of work, kept apart because the two callers run them differently:
 
@@ -29,6 +30,7 @@ from core.logs import event
 from core.settings import Settings
 
 if TYPE_CHECKING:
+    from core.auth.apptokens import AppToken
     from core.auth.sessions import ShareRecord, SignInRecord
 
 log = logging.getLogger("warren.admin")
@@ -48,6 +50,7 @@ _METHODS = {
     "hwk": "passkey",
     "email": "email-code",
     "oidc": "identity-provider",
+    "token": "app-token",
     "mfa": "",
 }
 
@@ -217,3 +220,56 @@ async def revoke_share(kv: KeyValue, link_id: str, by: str = COMMAND_LINE) -> No
         raise Refused(f"{link_id[:80]!r} is not a share link id")
     await sessions.revoke_share(kv, link_id, time.time() + SHARE_REVOCATION_SECONDS)
     event(log, "share-revoked", link=link_id, by=by)
+
+
+async def create_token(
+    settings: Settings,
+    kv: KeyValue,
+    user: str,
+    resource: str,
+    lifetime: timedelta,
+    name: str = "",
+    by: str = COMMAND_LINE,
+) -> "tuple[str, AppToken]":
+    """A bearer token for `user` on `resource` (its text, to show once, and its record). The
+    user must be an account that may sign in, the resource an http one that wants sign-in."""
+    from core.auth.apptokens import create
+    from core.policy.check import node_capabilities
+    from core.policy.load import load_policy
+    from core.problems import ConfigError
+
+    account = (await asyncio.to_thread(load_users, settings.users_file)).users.get(user)
+    if account is None or account.disabled:
+        raise Refused(f"no user {user} who may sign in, in {settings.users_file}")
+    try:
+        policy = await asyncio.to_thread(
+            load_policy, settings.policy_file, node_capabilities(settings)
+        )
+    except ConfigError as error:
+        raise Refused(f"{settings.policy_file} does not load: {error}") from None
+    compiled = policy.resources.get(resource)
+    if compiled is None or compiled.model.protocol != "http" or compiled.public:
+        raise Refused(f"no http resource named {resource} that wants sign-in")
+    try:
+        text, record = await create(kv, user, resource, lifetime, name)
+    except ValueError as error:
+        raise Refused(str(error)) from None
+    event(log, "token-created", user=user, resource=resource, token=record.token_id, by=by)
+    return text, record
+
+
+async def active_tokens(kv: KeyValue, user: str | None = None) -> "list[AppToken]":
+    from core.auth.apptokens import active
+
+    return await active(kv, user)
+
+
+async def revoke_token(kv: KeyValue, token_id: str, by: str = COMMAND_LINE) -> "AppToken":
+    """End an app's token: refused on the next request on every gateway sharing the storage."""
+    from core.auth.apptokens import revoke
+
+    record = await revoke(kv, token_id)
+    if record is None:
+        raise Refused(f"no active token {token_id[:80]!r} (see `warren token list`)")
+    event(log, "token-revoked", user=record.user, token=token_id, by=by)
+    return record

@@ -1,9 +1,12 @@
-"""Sign-in on the gateway: what checking a session on every request costs.
+"""Sign-in on the gateway: what checking a session or an app's token on every request costs.
 
-1. requests/s to a resource behind sign-in, with a valid session cookie (verified signature
-   cached, revocation asked of the shared state on every request, identity headers and the
-   signed assertion added) vs a public resource on the same gateway (target >= 0.95); also as
-   the gateway's CPU time per request, which other load on a shared machine disturbs far less
+1. requests/s to a resource behind sign-in vs a public resource on the same gateway (target
+   >= 0.95 each), three ways in: a session cookie of an account (verified signature cached,
+   revocation asked of the shared state on every request, identity headers and the signed
+   assertion added), a session an identity provider made (a person without an account: the
+   token's `idp`, `amr: ["oidc"]`), and an app's bearer token (`Authorization: Bearer`, its
+   record read from the in-memory copy of the shared state); also as the gateway's CPU time per
+   request, which other load on a shared machine disturbs far less
 2. the same with the shared state in Redis instead of the node's SQLite file (when
    redis-server is installed)
 3. the per-request cost in-process: a cached session lookup, a revocation check (SQLite's
@@ -18,13 +21,15 @@ import statistics
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from bench import common
-from core.auth import sessions
+from core.auth import apptokens, sessions
 from core.auth.services import USERS_RECHECK_SECONDS
 from core.auth.signing import KeyRing
-from core.auth.signinstate import SqliteKV
+from core.auth.signinstate import SqliteKV, open_kv
 from core.auth.tokens import mint, new_id
 from core.auth.users import User, UsersFile, UsersSource, current_identity, hash_secret, save_users
 from core.auth.verifier import Verifier
@@ -51,7 +56,15 @@ resources:
 """
 
 
-def _gateway(directory: Path, backend_port: int, storage: str) -> tuple[list[str], int, str]:
+class Credentials(NamedTuple):
+    session: str  # an account's session token
+    oidc: str  # a session token of an identity provider's user linked to no account
+    bearer: str  # an app's token (core.auth.apptokens)
+
+
+def _gateway(
+    directory: Path, backend_port: int, storage: str
+) -> tuple[list[str], int, Credentials]:
     directory.mkdir(parents=True, exist_ok=True)
     port = processes.free_port()
     (directory / "policy.yaml").write_text(_policy(backend_port))
@@ -74,7 +87,31 @@ def _gateway(directory: Path, backend_port: int, storage: str) -> tuple[list[str
         lifetime=3600,
         claims={"sid": new_id(), "groups": ["ops"], "email": "alice@example.com"},
     )
-    return processes.warren("gateway", "--config", str(config)), port, session
+    oidc = mint(
+        keys,
+        use="session",
+        issuer=PORTAL,
+        audience=PRIVATE,
+        subject="oidc:corp:248289761001",
+        lifetime=3600,
+        claims={
+            "sid": new_id(),
+            "groups": ["ops"],
+            "email": "jane@example.com",
+            "idp": "oidc:corp",
+            "amr": ["oidc"],
+        },
+    )
+    kv = open_kv(storage, directory / "state")
+
+    async def token() -> str:
+        text, _record = await apptokens.create(kv, "alice", "private", timedelta(hours=1))
+        await kv.close()
+        return text
+
+    bearer = asyncio.run(token())
+    credentials = Credentials(session, oidc, bearer)
+    return processes.warren("gateway", "--config", str(config)), port, credentials
 
 
 @contextmanager
@@ -102,44 +139,55 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+WAYS = ("session", "oidc", "bearer")  # the candidates, each against the public resource
+
+
 def _compare(name: str, storage: str, backend_port: int, quick: bool) -> dict[str, object]:
-    seconds, rounds = (3, 3) if quick else (3, 15)
+    seconds, rounds = (2, 3) if quick else (3, 9)
     base = common.workdir(f"auth-{name}")
-    args, port, session = _gateway(base, backend_port, storage)
-    cookie = f"Cookie: theme=dark; warren_session={session}"
-    cpu: dict[str, list[float]] = {"public": [], "signed-in": []}
+    args, port, credentials = _gateway(base, backend_port, storage)
+    headers = {
+        "session": (f"Cookie: theme=dark; warren_session={credentials.session}",),
+        "oidc": (f"Cookie: theme=dark; warren_session={credentials.oidc}",),
+        "bearer": (f"Authorization: Bearer {credentials.bearer}",),
+    }
+    cpu: dict[str, list[float]] = {"public": [], **{way: [] for way in WAYS}}
+    entry: dict[str, object] = {"storage": storage.split("://")[0]}
     with common.running(args, port, base / "gateway.log") as gateway:
 
-        def measure(label: str, host: str, headers: tuple[str, ...]) -> float:
+        def measure(label: str, host: str, sent: tuple[str, ...]) -> float:
             before = _cpu_seconds(gateway.pid)
-            load = common.wrk(port, host, "/bench", seconds=seconds, headers=headers)
+            load = common.wrk(port, host, "/bench", seconds=seconds, headers=sent)
             used = _cpu_seconds(gateway.pid) - before
             if load.non_2xx or load.socket_errors:
-                raise RuntimeError(f"{host} failed requests during the benchmark: {load}")
+                raise RuntimeError(f"{label} failed requests during the benchmark: {load}")
             cpu[label].append(used / max(1, load.requests) * 1e6)
             return load.requests_per_second
 
         common.wrk(port, PUBLIC, "/bench", seconds=1)  # warm-up; fills the session cache too
-        common.wrk(port, PRIVATE, "/bench", seconds=1, headers=(cookie,))
-        comparison = common.interleave(
-            name,
-            ("public", lambda: measure("public", PUBLIC, ())),
-            ("signed-in", lambda: measure("signed-in", PRIVATE, (cookie,))),
-            rounds,
-        )
-    return {
-        "storage": storage.split("://")[0],
-        "public_rps": comparison.baseline_rps,
-        "signed_in_rps": comparison.candidate_rps,
-        "ratio": comparison.ratio,
-        "ratios": comparison.ratios,
-        # The machine is shared: CPU time per request varies far less with other load than
-        # requests/s do. public/signed-in is the throughput ratio of a CPU-bound gateway.
-        "cpu_us_per_request": cpu,
-        "cpu_ratio": statistics.median(
-            public / signed for public, signed in zip(cpu["public"], cpu["signed-in"], strict=True)
-        ),
-    }
+        for way in WAYS:
+            common.wrk(port, PRIVATE, "/bench", seconds=1, headers=headers[way])
+        for way in WAYS:
+            cpu["public"].clear()
+            comparison = common.interleave(
+                f"{name}-{way}",
+                ("public", lambda: measure("public", PUBLIC, ())),
+                (way, lambda way=way: measure(way, PRIVATE, headers[way])),  # type: ignore[misc]
+                rounds,
+            )
+            entry[way] = {
+                "public_rps": comparison.baseline_rps,
+                "rps": comparison.candidate_rps,
+                "ratio": comparison.ratio,
+                "ratios": comparison.ratios,
+                # The machine is shared: CPU time per request varies far less with other load
+                # than requests/s do. public/way is the throughput ratio of a CPU-bound gateway.
+                "cpu_us_per_request": {"public": list(cpu["public"]), way: cpu[way]},
+                "cpu_ratio": statistics.median(
+                    public / used for public, used in zip(cpu["public"], cpu[way], strict=True)
+                ),
+            }
+    return entry
 
 
 def _per_request(quick: bool) -> dict[str, float]:
@@ -200,29 +248,38 @@ def run(quick: bool) -> str:
     return report(results)
 
 
+_WAY_LABELS = {
+    "session": "an account's session",
+    "oidc": "an identity provider's session",
+    "bearer": "an app's bearer token",
+}
+
+
 def report(results: dict[str, object]) -> str:
     rows = []
     for key, label in (("sqlite", "memory:// (SQLite state)"), ("redis", "redis://")):
         entry = results.get(key)
         if not isinstance(entry, dict):
             continue
-        public = statistics.median(entry["public_rps"])
-        signed = statistics.median(entry["signed_in_rps"])
-        cpu = entry["cpu_us_per_request"]
         number = "1" if key == "sqlite" else "2"
-        rows.append([
-            f"{number}. signed-in vs public, {label}",
-            f"{entry['ratio']:.3f}",
-            ">= 0.95",
-            f"{signed:.0f} vs {public:.0f} req/s (medians)",
-        ])  # fmt: skip
-        rows.append([
-            f"{number}. the same in gateway CPU per request",
-            f"{entry['cpu_ratio']:.3f}",
-            ">= 0.95",
-            f"{statistics.median(cpu['signed-in']):.0f} vs "
-            f"{statistics.median(cpu['public']):.0f} us (medians)",
-        ])  # fmt: skip
+        for way in WAYS:
+            case = entry[way]
+            public = statistics.median(case["public_rps"])
+            candidate = statistics.median(case["rps"])
+            cpu = case["cpu_us_per_request"]
+            rows.append([
+                f"{number}. {_WAY_LABELS[way]} vs public, {label}",
+                f"{case['ratio']:.3f}",
+                ">= 0.95",
+                f"{candidate:.0f} vs {public:.0f} req/s (medians)",
+            ])  # fmt: skip
+            rows.append([
+                f"{number}. the same in gateway CPU per request",
+                f"{case['cpu_ratio']:.3f}",
+                ">= 0.95",
+                f"{statistics.median(cpu[way]):.0f} vs "
+                f"{statistics.median(cpu['public']):.0f} us (medians)",
+            ])  # fmt: skip
     unit = results["per_request"]
     assert isinstance(unit, dict)
     rows.append([

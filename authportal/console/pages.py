@@ -1,6 +1,6 @@
 """The admin console's pages under /admin (docs/console.md). Every one of them is behind
 authportal.console.access; what they change goes through authportal.manage, the code of the
-`warren user`, `warren sessions` and `warren share` commands.
+`warren user`, `warren sessions`, `warren share` and `warren token` commands.
 
 A change is a POST that answers 303 back to its page with what was done (`?done=CODE`, one of
 a fixed set of sentences, so a link cannot put words on the page); a refused one answers 409
@@ -32,6 +32,7 @@ DONE = {
     "enabled": "The user was enabled: they can sign in again.",
     "groups": "The groups were saved: gateways decide by them within a second.",
     "share": "The share link was revoked.",
+    "token": "The token was revoked: its next request is refused, on every node.",
 }
 _NOT_PUSHED = (
     "users.yaml changed on this node only: the shared storage did not answer, so the other "
@@ -273,6 +274,22 @@ async def revoke_share(request: web.Request) -> web.Response:
     except manage.Refused as refused:
         return await _refused(request, "shares", str(refused))
     raise _back("shares", "share")
+
+
+@routes.get(PREFIX + "/tokens")
+async def tokens(request: web.Request) -> web.Response:
+    records = await manage.active_tokens(_portal(request).kv)
+    return page(request, "tokens.html", {"tokens": records, "notice": _notice(request)})
+
+
+@routes.post(PREFIX + "/tokens/revoke")
+async def revoke_token(request: web.Request) -> web.Response:
+    token_id = await _field(request, "token")
+    try:
+        await manage.revoke_token(_portal(request).kv, token_id, by=_by(request))
+    except manage.Refused as refused:
+        return await _refused(request, "tokens", str(refused))
+    raise _back("tokens", "token")
 
 
 def _by(request: web.Request) -> str:

@@ -1,16 +1,17 @@
 """The sign-in state every Warren process of a node (and every node sharing Redis) must agree on:
-revoked sessions, one-time codes, used TOTP codes, revoked share links.
+revoked sessions, one-time codes, used TOTP codes, revoked share links, apps' tokens.
 
 `storage: redis://...` keeps it in Redis (redis-py's asyncio client). Otherwise it lives in one
 SQLite file in state_dir (WAL mode), which the gateway, the portal and the command line of one
 node share; `memory://` counters (rate limits, brute-force regulation) stay per process, but
 sign-in state cannot: the portal, the gateway and `warren share revoke` are separate processes.
 
-The gateway asks about revocations on every request. With SQLite it answers from a copy in
-memory, which it reloads whenever a change counter has moved: an 8-byte file beside the database
-that every writer of a revocation increments after committing, and that readers map into memory,
-so looking costs no system call. A reader takes the counter before reloading, so a revocation
-committed meanwhile moves the counter again and is loaded by the next request.
+The gateway asks about revocations (and apps' tokens) on every request. With SQLite it answers
+from a copy in memory, which it reloads whenever a change counter has moved: an 8-byte file
+beside the database that every writer of a revocation increments after committing, and that
+readers map into memory, so looking costs no system call. A reader takes the counter before
+reloading, so a revocation committed meanwhile moves the counter again and is loaded by the next
+request.
 
 With Redis the gateway answers from a copy kept current by pub/sub (`RedisKV`), which is also
 what it decides by while Redis is down (`session.on_storage_error`).
@@ -40,7 +41,9 @@ log = logging.getLogger("warren.auth")
 
 PREFIX = "warren:"
 _GLOB_SPECIAL = re.compile(r"[*?\[\]\\]")  # matched literally in a SCAN pattern
-MIRRORED = "revoked:"  # keys read on every request: served from memory (SqliteKV)
+# Keys read on every request, served from memory: revocations, and the records of app tokens
+# (core.auth.apptokens.PREFIX).
+MIRRORED = ("revoked:", "apptoken:")
 
 
 class KeyValue(Protocol):
@@ -113,11 +116,14 @@ class SqliteKV:
     def mirrored(self, keys: Sequence[str]) -> dict[str, str]:
         version = self._version()
         if version != self._mirror_version:
-            rows = self._db.execute(
-                "SELECT key, value, expires FROM kv WHERE key >= ? AND key < ? AND expires > ?",
-                (MIRRORED, _after_prefix(MIRRORED), time.time()),
-            ).fetchall()
-            self._mirror = {key: (value, expires) for key, value, expires in rows}
+            self._mirror = {
+                key: (value, expires)
+                for prefix in MIRRORED
+                for key, value, expires in self._db.execute(
+                    "SELECT key, value, expires FROM kv WHERE key >= ? AND key < ? AND expires > ?",
+                    (prefix, _after_prefix(prefix), time.time()),
+                ).fetchall()
+            }
             self._mirror_version = version
         now = time.time()
         found = {}
@@ -434,7 +440,11 @@ class RedisKV:
         )
 
     async def _resync(self) -> None:
-        keys = [key async for key in self._redis.scan_iter(match=f"{PREFIX}{MIRRORED}*")]
+        keys = [
+            key
+            for prefix in MIRRORED
+            async for key in self._redis.scan_iter(match=f"{PREFIX}{prefix}*")
+        ]
         mirror: dict[str, tuple[str, float]] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
