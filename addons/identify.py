@@ -1,5 +1,5 @@
-"""Who is asking: a session cookie, a resource-password cookie, a share link, basic auth, or an
-app's bearer token.
+"""Who is asking: a session cookie, a resource-password cookie, a share link, basic auth, an
+app's bearer token, or a client certificate (mutual TLS, addons.clientcert).
 
 Runs after the rules and before rate limiting, so `exchange.user` is known to per-user limits;
 `addons.auth` then decides. A session's signature is checked once and remembered
@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from mitmproxy import http
 
+from addons.clientcert import CertificateSignIn
 from addons.exchange import Exchange
 from addons.respond import redirect, refuse
 from addons.signin import SignIn, browser, is_https, request_host
@@ -37,6 +38,7 @@ BASIC_CACHE_SECONDS = 300.0
 class Identify:
     def __init__(self) -> None:
         self._basic: dict[str, tuple[float, Identity]] = {}
+        self._certificates = CertificateSignIn()  # mutual TLS (auth.client_ca)
 
     async def requestheaders(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
         signin = exchange.runtime.signin
@@ -44,6 +46,14 @@ class Identify:
         cookie_header = flow.request.headers.get("cookie")
         if cookie_header is not None and "warren_" in cookie_header:
             identity = await _from_cookies(signin, flow, exchange, cookie_header)
+        if (
+            identity is None
+            and exchange.resource.client_ca is not None
+            and exchange.verdict.outcome is Outcome.SIGN_IN
+        ):
+            identity = self._certificates.identity(flow, exchange)
+            if flow.response is not None:
+                return  # refused: 421 or 403 (addons.clientcert)
         auth = exchange.resource.auth
         if identity is None and auth is not None:
             if auth.share_links and cookies.SHARE_PARAMETER in flow.request.path:
@@ -222,9 +232,7 @@ def _scheme(flow: http.HTTPFlow) -> str | None:
     return None if header is None else header.strip().partition(" ")[0].lower()
 
 
-async def _from_bearer(
-    signin: SignIn, flow: http.HTTPFlow, exchange: Exchange
-) -> Identity | None:
+async def _from_bearer(signin: SignIn, flow: http.HTTPFlow, exchange: Exchange) -> Identity | None:
     """An app's token (core.auth.apptokens), or a 401 that says so (RFC 6750 §3): a request
     that brought a token is answered for that token, never sent on to the sign-in page. Refused
     tokens are counted per address like failed sign-ins; a good one never waits on the count."""

@@ -19,6 +19,7 @@ from addons.accesslog import AccessLog
 from addons.acmeloop import AcmeLoop
 from addons.auth import Auth
 from addons.certificates import Certificates
+from addons.clientcert import ClientCertificateRequest
 from addons.clientip import ClientIp
 from addons.cluster import Cluster
 from addons.config import Config
@@ -48,6 +49,7 @@ _CONNECTION = (
     "server_connect",
     "next_layer",
     "tls_clienthello",
+    "tls_start_client",
     "tls_start_server",
 )
 
@@ -93,6 +95,7 @@ def parts(slot: RuntimeSlot, steps: Steps = request_steps) -> tuple[list[object]
             refusals=access.recent_refusals,
         ),  # the runtime
         Certificates(slot),  # what TLS serves, by SNI
+        ClientCertificateRequest(slot),  # mutual TLS on the hosts of resources with client_ca
         Layers(slot),  # mitmproxy's HTTP layers with head limits and Warren's error pages
         RelayTls(slot),  # connections to other nodes trust node.ca_file
         raw,
@@ -140,6 +143,9 @@ class Warren:
 
     def tls_clienthello(self, data: Any) -> None:
         self._call("tls_clienthello", data)
+
+    def tls_start_client(self, data: Any) -> None:
+        self._call("tls_start_client", data)
 
     def tls_start_server(self, data: Any) -> None:
         self._call("tls_start_server", data)

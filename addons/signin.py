@@ -75,6 +75,8 @@ class SignIn(OnSignInServices):
         if cached is not None and cached[0] - now > _ASSERTION_REUSE_SECONDS:
             return cached[1]
         fields: list[tuple[bytes, bytes]] = []
+        if identity.method == "certificate":  # an app: "cert:NAME", no e-mail or groups
+            fields.append((b"Remote-User", identity.subject.encode()))
         if identity.user is not None:
             fields.append((b"Remote-User", identity.user.encode()))
             if identity.email:

@@ -36,6 +36,14 @@ DEFAULT_STRIP = (
     "Oidc-Claim-*",  # mod_auth_openidc
     "X-Remote-*",
     "X-Proxy-User",
+    # A client certificate as a TLS-terminating proxy passes it on (RFC 9440, nginx, Traefik):
+    # only Warren checks certificates, and a client must not hand one in as a header.
+    "Client-Cert",
+    "Client-Cert-Chain",
+    "Ssl-Client-*",
+    "X-Ssl-Client-*",
+    "X-Client-Cert*",
+    "X-Forwarded-Tls-Client-Cert*",
 )
 
 

@@ -6,6 +6,7 @@ from ipaddress import ip_network
 from pathlib import Path
 from types import MappingProxyType
 
+from core.clientcerts import ClientCa
 from core.clientip import ProxyTrust
 from core.cloudflare import KNOWN
 from core.forwarding import DEFAULT_STRIP
@@ -25,6 +26,9 @@ class CompiledResource:
     # Every limit its requests (or, for tcp/udp, its connections) count against: the global
     # ones first for http resources, then its own.
     rate_limits: tuple[CompiledLimit, ...] = ()
+    # auth.client_ca read (core.policy.load); None without one, or when compiled from a model
+    # alone, which then signs no certificate in (fail closed).
+    client_ca: ClientCa | None = None
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -77,8 +81,10 @@ def compile_policy(
     source: Path | None = None,
     digest: str = "",
     cloudflare: tuple[IPNetwork, ...] = KNOWN,
+    client_cas: Mapping[str, ClientCa] = MappingProxyType({}),
 ) -> Policy:
-    """`cloudflare`: the node's copy of Cloudflare's networks (`trusted_proxies: [cloudflare]`)."""
+    """`cloudflare`: the node's copy of Cloudflare's networks (`trusted_proxies: [cloudflare]`);
+    `client_cas`: each resource's auth.client_ca, read, by resource name."""
     global_limits = compile_limits("rate_limits", GLOBAL_SCOPE, model.rate_limits)
     resources = {
         name: CompiledResource(
@@ -87,6 +93,7 @@ def compile_policy(
             RuleSet(f"resources.{name}.rules", resource.rules),
             (global_limits if resource.protocol == "http" else ())
             + compile_limits(f"resources.{name}.rate_limits", name, resource.rate_limits),
+            client_cas.get(name),
         )
         for name, resource in model.resources.items()
     }

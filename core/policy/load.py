@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from core.clientcerts import ClientCa, ClientCaError, load_client_ca
 from core.policy.check import Capabilities, check_policy
 from core.policy.compiled import Policy, compile_policy
 from core.policy.model import PolicyFile
@@ -57,5 +58,25 @@ def _build(text: str, data: object, path: Path | None, capabilities: Capabilitie
     problems = check_policy(model, capabilities)
     if problems:
         raise ConfigError(locate(text, problems, path))
+    client_cas, problems = _client_cas(model, path)
+    if problems:
+        raise ConfigError(locate(text, problems, path))
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    return compile_policy(model, path, digest, capabilities.cloudflare)
+    return compile_policy(model, path, digest, capabilities.cloudflare, client_cas)
+
+
+def _client_cas(model: PolicyFile, path: Path | None) -> tuple[dict[str, ClientCa], list[Problem]]:
+    """Each resource's auth.client_ca, read now (a relative path is relative to policy.yaml's
+    directory), so a request never waits on the file and a bad one is a policy error."""
+    base = path.parent if path is not None else Path.cwd()
+    read: dict[str, ClientCa] = {}
+    problems: list[Problem] = []
+    for name, resource in model.resources.items():
+        auth = resource.auth
+        if isinstance(auth, str) or auth is None or auth.client_ca is None:
+            continue
+        try:
+            read[name] = load_client_ca(base / auth.client_ca)
+        except ClientCaError as error:
+            problems.append(Problem(("resources", name, "auth", "client_ca"), str(error)))
+    return read, problems

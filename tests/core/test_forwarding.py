@@ -49,6 +49,17 @@ def test_other_products_identity_headers_are_stripped_by_default_and_configurabl
     assert b"x-webauth-user" in names(kept)
 
 
+def test_a_client_certificate_cannot_be_handed_in_as_a_header() -> None:
+    incoming = [
+        (b"Client-Cert", b":MIIB...:"), (b"Client-Cert-Chain", b":MIIB...:"),
+        (b"X-SSL-Client-Verify", b"SUCCESS"), (b"ssl_client_s_dn", b"CN=admin"),
+        (b"X-Client-Cert-Subject", b"CN=admin"), (b"Accept", b"*/*"),
+    ]  # fmt: skip
+    out = rewrite(incoming, client_ip="1.2.3.4", scheme="https", host="a", strip=STRIP)
+    assert names(out)[0] == b"accept"
+    assert not [n for n in names(out) if b"cert" in n or b"ssl" in n]
+
+
 def test_hop_by_hop_and_nominated_headers_end_here() -> None:
     incoming = [
         (b"Connection", b"keep-alive, X-Custom, Remote-User"), (b"Keep-Alive", b"timeout=5"),
