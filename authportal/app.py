@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 import authportal.console.mount as console
-from authportal import metrics, oidc
+from authportal import emailcode, metrics, oidc
 from authportal.errors import storage_down
 from authportal.state import PORTAL, Portal
 from authportal.views import routes
@@ -58,6 +58,7 @@ def make_app(portal: Portal) -> web.Application:
     app[PORTAL] = portal
     app.add_routes(routes)
     oidc.install(app)  # identity providers: /sign-in/oidc/NAME, /oidc/callback, buttons
+    emailcode.install(app)  # e-mail codes: /sign-in/email, /sign-in/email/code, the form
     console.mount(app)  # /admin: its pages and the guard in front of them
     app.cleanup_ctx.append(_background)
     metrics.install(app)  # its counters for the views; its listener after _background starts

@@ -102,6 +102,7 @@ class Smtp(_Section):
     sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")  # the From address
     ca_bundle: Path | None = None  # PEM to trust for the server's certificate
     timeout: Duration = timedelta(seconds=10)
+    code_lifetime: Duration = timedelta(minutes=10)  # how long an e-mailed code may be used
 
     def secret(self) -> str | None:
         if self.password is None and self.password_file is None:

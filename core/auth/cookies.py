@@ -15,8 +15,10 @@ PORTAL = "warren_portal"  # the portal's own sign-in
 PENDING = "warren_pending"  # password accepted, second factor to come
 CSRF = "warren_csrf"
 OIDC = "warren_oidc"  # a sign-in through an identity provider under way (authportal.oidc)
+EMAIL = "warren_email"  # an e-mailed code to be typed in (authportal.emailcode)
 
-PORTAL_OWN = (PORTAL, PENDING, CSRF, OIDC)  # what the gateway lets through to the portal
+# what the gateway lets through to the portal
+PORTAL_OWN = (PORTAL, PENDING, CSRF, OIDC, EMAIL)
 
 RESOURCE_COOKIES = (SESSION, PASSWORD, SHARE)
 SHARE_PARAMETER = "warren_share"  # the query parameter of a share link

@@ -3,7 +3,8 @@
 Uses: `portal` (the portal's own sign-in), `session` (a resource host's sign-in), `password`
 (a resource password or PIN was entered), `share` (a share link), `assertion` (what the
 application receives), `pending` (password accepted, second factor still to come), `relay` (a
-node carries a request it decided to another node: core.cluster.relay). A token made
+node carries a request it decided to another node: core.cluster.relay), `email` (a code was
+e-mailed, to be typed in the browser that asked: authportal.emailcode). A token made
 for one use is refused for every other, so an assertion an application received can never be
 replayed to the gateway as a session.
 """
@@ -19,7 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from core.auth.signing import ALGORITHM, KeyRing
 
-type Use = Literal["portal", "session", "password", "share", "assertion", "pending", "relay"]
+type Use = Literal[
+    "portal", "session", "password", "share", "assertion", "pending", "relay", "email"
+]
 
 
 class PublicKeys(Protocol):
