@@ -5,6 +5,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -230,7 +231,7 @@ def user_link(
     if not sub or len(sub) > 255:
         fail("the subject is 1 to 255 characters")
     try:
-        link_identity(settings.users_file, name, provider, sub)
+        link_identity(partial(change_users, settings), name, provider, sub)
     except ValueError as error:
         fail(str(error))
     typer.echo(f"linked {name} to {provider} subject {sub}")
@@ -242,10 +243,52 @@ def user_unlink(name: Name, provider: Provider, config: ConfigOption = DEFAULT_C
 
     settings = settings_of(config)
     try:
-        found = unlink_identity(settings.users_file, name, provider)
+        found = unlink_identity(partial(change_users, settings), name, provider)
     except ValueError as error:
         fail(str(error))
     typer.echo(f"unlinked {name} from {provider}" if found else f"{name} had no {provider} link")
+
+
+def user_passkeys(
+    name: Name,
+    remove: Annotated[
+        str | None,
+        typer.Option("--remove", help="Remove this passkey (its ID, or a unique beginning of it)."),
+    ] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """List a user's passkeys (ID, name, date added), or --remove one."""
+    from core.auth.passkeys import without_passkey
+    from core.auth.users import Passkey, UsersFile, load_users
+
+    settings = settings_of(config)
+    user = load_users(settings.users_file).users.get(name)
+    if user is None:
+        fail(f"no user {name} in {settings.users_file}")
+    if remove is not None:
+        prefix = remove
+        removed: list[Passkey] = []
+
+        def change(users: UsersFile) -> UsersFile:
+            changed, passkey = without_passkey(users, name, prefix)
+            removed.append(passkey)
+            return changed
+
+        try:
+            change_users(settings, change)
+        except ValueError as error:
+            fail(str(error))
+        typer.echo(f"removed the passkey {removed[0].name} ({removed[0].id[:12]}) of {name}")
+        return
+    if not user.passkeys:
+        typer.echo(f"{name} has no passkey", err=True)
+        return
+    rows = [("ID", "NAME", "CREATED")]
+    rows += [(p.id[:12], p.name, p.created or "-") for p in user.passkeys]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for row in rows:
+        cells = (value.ljust(width) for value, width in zip(row, widths, strict=True))
+        typer.echo("  ".join(cells).rstrip())
 
 
 GroupList = Annotated[str, typer.Option(help="Comma-separated groups, e.g. ops,dev.")]
@@ -286,16 +329,35 @@ def user_2fa(
     confirm: Annotated[
         bool, typer.Option(help="Ask for a code from the app before saving (recommended).")
     ] = True,
+    fresh_recovery: Annotated[
+        bool,
+        typer.Option(
+            "--recovery", help="Only make a fresh set of recovery codes (the old ones end)."
+        ),
+    ] = False,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
-    """Enrol a user in TOTP two-step verification: prints the otpauth URI and a QR code."""
+    """Enrol a user in TOTP two-step verification: prints the otpauth URI, a QR code, and ten
+    recovery codes (each works once in place of a code; shown only now)."""
     import pyotp
 
+    from core.auth import recovery
     from core.auth.users import UsersFile, load_users
 
     settings = settings_of(config)
-    if name not in load_users(settings.users_file).users:
+    existing = load_users(settings.users_file).users.get(name)
+    if existing is None:
         fail(f"no user {name} in {settings.users_file}")
+    if fresh_recovery and disable:
+        fail("give --recovery or --disable, not both", 2)
+    if fresh_recovery and existing.totp is None:
+        fail(f"{name} has no two-step verification; run warren user 2fa {name} first")
+    codes = [] if disable else recovery.new_codes()
+    if fresh_recovery:
+        _set_recovery(settings, name, recovery.digests(codes))
+        _print_recovery(codes)
+        typer.echo(f"new recovery codes for {name}; the old ones no longer work")
+        return
     secret: str | None = None
     if not disable:
         secret = pyotp.random_base32(32)
@@ -309,12 +371,36 @@ def user_2fa(
             if not pyotp.TOTP(secret).verify(code, valid_window=1):
                 fail("that code does not match; nothing was changed. Run the command again.")
 
+    kept = recovery.digests(codes)  # --disable: none; the codes stand in for the TOTP code
+
     def change(users: UsersFile) -> UsersFile:
-        user = users.users[name].model_copy(update={"totp": secret})
+        user = users.users[name].model_copy(update={"totp": secret, "recovery": kept})
         return users.model_copy(update={"users": {**users.users, name: user}})
 
     change_users(settings, change)
+    if codes:
+        _print_recovery(codes)
     typer.echo(f"two-step verification {'off' if disable else 'on'} for {name}")
+
+
+def _set_recovery(settings: "Settings", name: str, kept: tuple[str, ...]) -> None:
+    from core.auth.users import UsersFile
+
+    def change(users: UsersFile) -> UsersFile:
+        if name not in users.users:
+            return users
+        user = users.users[name].model_copy(update={"recovery": kept})
+        return users.model_copy(update={"users": {**users.users, name: user}})
+
+    change_users(settings, change)
+
+
+def _print_recovery(codes: list[str]) -> None:
+    typer.echo("Recovery codes (each works once in place of a code; Warren keeps only a hash,")
+    typer.echo("so write them down or store them now, they are not shown again):\n")
+    for code in codes:
+        typer.echo(f"  {code}")
+    typer.echo("")
 
 
 def _portal_host(settings: "Settings") -> str:

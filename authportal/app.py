@@ -10,7 +10,8 @@ from typing import Any
 from aiohttp import web
 
 import authportal.console.mount as console
-from authportal import emailcode, metrics, oidc
+from authportal import emailcode, metrics, oidc, passkeys
+from authportal.console.access import is_console
 from authportal.errors import storage_down
 from authportal.state import PORTAL, Portal
 from authportal.views import routes
@@ -21,18 +22,25 @@ from core.reloading import Reloading
 from core.settings import Settings
 
 log = logging.getLogger("warren.portal")
+STATIC = Path(__file__).parent / "static"
 
+# Warren's pages are never framed; the form's redirect goes on to the resource's host, so
+# form-action stays open. They work without script: only the passkey buttons need the portal's
+# own, from /static/, and the admin console (no passkeys there) is allowed none.
+_NO_SCRIPT = (
+    "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
+)
+_OWN_SCRIPT = (
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
 _HEADERS = {
-    # Warren's pages need no script and are never framed; the form's redirect goes on to the
-    # resource's host, so form-action stays open.
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
-    ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     # same-origin, not no-referrer: with no-referrer, browsers send `Origin: null` on our forms.
     "Referrer-Policy": "same-origin",
 }
+
 
 type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -44,6 +52,8 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exception:
         response = exception
     response.headers.update(_HEADERS)
+    policy = _NO_SCRIPT if is_console(request.path) else _OWN_SCRIPT
+    response.headers["Content-Security-Policy"] = policy
     response.headers["Server"] = "Warren"
     if "Cache-Control" not in response.headers:
         response.headers["Cache-Control"] = "no-store"
@@ -58,6 +68,8 @@ def make_app(portal: Portal) -> web.Application:
     app[PORTAL] = portal
     app.add_routes(routes)
     oidc.install(app)  # identity providers: /sign-in/oidc/NAME, /oidc/callback, buttons
+    passkeys.install(app)  # /passkeys/...: register, sign in, remove; the button and list
+    app.router.add_static("/static/", STATIC, follow_symlinks=False)  # the passkey script
     emailcode.install(app)  # e-mail codes: /sign-in/email, /sign-in/email/code, the form
     console.mount(app)  # /admin: its pages and the guard in front of them
     app.cleanup_ctx.append(_background)

@@ -38,12 +38,13 @@ def register(app: typer.Typer) -> None:
     users_app.command("enable")(admin.user_enable)
     users_app.command("link")(admin.user_link)
     users_app.command("unlink")(admin.user_unlink)
+    users_app.command("passkeys")(admin.user_passkeys)
     sessions_app.command("list")(signins.sessions_list)
     sessions_app.command("revoke")(signins.sessions_revoke)
-    keys_app.command("rotate")(admin.keys_rotate)
     tokens_app.command("create")(apptokens.token_create)
     tokens_app.command("list")(apptokens.token_list)
     tokens_app.command("revoke")(apptokens.token_revoke)
+    keys_app.command("rotate")(admin.keys_rotate)
     keys_app.command("list")(admin.keys_list)
 
 

@@ -6,6 +6,7 @@ The state, nonce and PKCE verifier wait in the shared state under the hash of a 
 that only this browser's cookie holds, and are taken once: a callback from another browser, or
 the same callback twice, finds nothing (RFC 6749 §10.12, OIDC Core §3.1.2.1)."""
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -219,7 +220,7 @@ async def _link(request: web.Request, client: OidcClient, account: str, sub: str
     if who is None or who.person.subject != account or not who.person.account:
         return refusal("Not linked", "Sign in with your account first, then link again.", 403)
     try:
-        link_identity(portal.settings.users_file, account, client.name, sub)
+        await asyncio.to_thread(link_identity, portal.write_users, account, client.name, sub)
     except ValueError as error:
         return refusal("Not linked", str(error), 409)
     event(log, "oidc-linked", user=account, provider=client.name, subject=sub)

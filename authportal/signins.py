@@ -2,7 +2,8 @@
 
 The listing is one line per sign-in under a header, columns separated by spaces (no value holds
 one): USER, SESSION (the id `revoke` takes), STARTED and EXPIRES (UTC, ISO 8601), HOW
-(password, password+totp), FROM (the client address at sign-in).
+(password, password+totp, passkey, identity-provider, email-code, ...: authportal.manage.how),
+FROM (the client address at sign-in).
 """
 
 from typing import TYPE_CHECKING, Annotated

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import typer
 from aiohttp import web
 
 from core.auth import cookies, csrf, sessions
@@ -13,7 +14,7 @@ from core.auth.identity import Identity
 from core.auth.redirects import RedirectTarget, safe_target
 from core.auth.services import OnSignInServices, SignInServices
 from core.auth.tokens import TokenError, Use, mint, new_id, verify
-from core.auth.users import User, active_user
+from core.auth.users import User, UsersChange, active_user
 from core.auth.verifier import audiences, identity_of
 from core.clientip import ForwardingError, ProxyTrust, peer_address
 from core.ipsets import IPAddress
@@ -55,6 +56,20 @@ class Portal(OnSignInServices):
             trust=ProxyTrust(settings.portal.trusted_proxies),
             ports=frozenset(ports),
         )
+
+    def write_users(self, change: UsersChange) -> None:
+        """users.yaml changed by a sign-in (a linked identity, a passkey, a spent recovery
+        code) the way `warren user` changes it: with shared storage, pushed to every node, so
+        what one node's portal wrote every node decides by. Blocking: call it in a thread.
+        ValueError when the change is refused or the file cannot be written."""
+        from authportal import manage
+
+        try:
+            manage.change_users(self.settings, change)
+        except manage.Refused as refused:
+            raise ValueError(str(refused)) from None
+        except typer.Exit:  # written here, pushed nowhere: core.cluster.push said why
+            log.error("users.yaml changed on this node only; run: warren users push")
 
     @property
     def session_seconds(self) -> float:

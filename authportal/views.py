@@ -13,8 +13,8 @@ from aiohttp import web
 
 from authportal.metrics import lockout_fields, resource_password_outcome, sign_in_outcome
 from authportal.state import PENDING_SECONDS, PORTAL, Person, Portal, SignedIn
-from authportal.ways import HOME, WAYS, HomeContext, WayContext
-from core.auth import cookies, pages, sessions
+from authportal.ways import HOME, SECOND_FACTOR, WAYS, HomeContext, WayContext
+from core.auth import cookies, pages, recovery, sessions
 from core.auth.access import permitted
 from core.auth.redirects import RedirectTarget
 from core.auth.regulation import Lockout
@@ -30,6 +30,7 @@ type Render = Callable[[str], str]  # the page, given the form's CSRF token
 
 WRONG = "The username or password is not right."
 TOTP_REUSE_SECONDS = 120  # a code is valid for at most 90 s (window of one step each side)
+RECOVERY_SECONDS = 400 * 86400  # a spent recovery code stays claimed (and leaves users.yaml)
 
 
 def _portal(request: web.Request) -> Portal:
@@ -203,9 +204,12 @@ async def second_factor_form(request: web.Request) -> web.Response:
     if pending is None:
         raise web.HTTPSeeOther("/sign-in")
     rd = pending.get("rd")
+    user = active_user(portal.users.current(), pending["sub"])
 
     def render(csrf: str) -> str:
-        return pages.second_factor(csrf=csrf, rd=rd if isinstance(rd, str) else None)
+        context = HomeContext(portal, csrf, pending["sub"], user) if user is not None else None
+        added = "".join(part(context) for part in SECOND_FACTOR) if context is not None else ""
+        return pages.second_factor(csrf=csrf, rd=rd if isinstance(rd, str) else None, extra=added)
 
     return with_csrf(request, render)
 
@@ -236,23 +240,39 @@ async def second_factor(request: web.Request) -> web.Response:
             request, LOCKED_OUT, user=username, client=address, **lockout_fields(lockout)
         )
         return again(_locked_message(lockout), 429)
-    code = str(form.get("code", "")).strip().replace(" ", "")
+    code = str(form.get("code", "")).strip().replace(" ", "")[:40]
     user = active_user(portal.users.current(), username)
-    good = (
-        user is not None
-        and user.totp is not None
-        and code.isdigit()
-        and len(code) == 6
-        and pyotp.TOTP(user.totp).verify(code, valid_window=1)
-        and await sessions.first_use(portal.kv, f"totp:{username}:{code}", TOTP_REUSE_SECONDS)
-    )
+    amr = ["pwd", "otp", "mfa"]
+    if user is not None and recovery.normal(code) is not None:  # in place of the TOTP code
+        amr = ["pwd", "rec", "mfa"]
+        good = await _spend_recovery_code(portal, username, user.recovery, code)
+    else:
+        good = (
+            user is not None
+            and user.totp is not None
+            and code.isdigit()
+            and len(code) == 6
+            and pyotp.TOTP(user.totp).verify(code, valid_window=1)
+            and await sessions.first_use(portal.kv, f"totp:{username}:{code}", TOTP_REUSE_SECONDS)
+        )
     if not good:
         await portal.regulation.failed(address, username)
         sign_in_outcome(request, SECOND_FACTOR_FAILED, user=username, client=address)
         return again("That code is not right, or was already used. Try the next one.", 401)
-    return await complete(
-        request, portal, Person(username, None, ()), ["pwd", "otp", "mfa"], target
-    )
+    return await complete(request, portal, Person(username, None, ()), amr, target)
+
+
+async def _spend_recovery_code(
+    portal: Portal, username: str, stored: tuple[str, ...], code: str
+) -> bool:
+    """A recovery code works once: struck from users.yaml, and first claimed in the shared
+    state, so two nodes given the same code at the same moment cannot both accept it."""
+    used = recovery.matching(stored, code)
+    if used is None:
+        return False
+    if not await sessions.first_use(portal.kv, f"recovery:{username}:{used}", RECOVERY_SECONDS):
+        return False
+    return await asyncio.to_thread(recovery.spend, portal.write_users, username, used)
 
 
 @routes.post("/password")

@@ -36,3 +36,6 @@ class HomeContext:
 type HomePart = Callable[[HomeContext], str]  # HTML, escaped by the part that made it
 
 HOME: list[HomePart] = []  # what the parts add to an account's home page ("Link <provider>")
+# What the parts offer on the code step, for the account that gave its password, beside the
+# TOTP code ("Use a passkey").
+SECOND_FACTOR: list[HomePart] = []

@@ -16,9 +16,10 @@ PENDING = "warren_pending"  # password accepted, second factor to come
 CSRF = "warren_csrf"
 OIDC = "warren_oidc"  # a sign-in through an identity provider under way (authportal.oidc)
 EMAIL = "warren_email"  # an e-mailed code to be typed in (authportal.emailcode)
+PASSKEY = "warren_passkey"  # a passkey challenge under way (authportal.passkeys)
 
 # what the gateway lets through to the portal
-PORTAL_OWN = (PORTAL, PENDING, CSRF, OIDC, EMAIL)
+PORTAL_OWN = (PORTAL, PENDING, CSRF, OIDC, EMAIL, PASSKEY)
 
 RESOURCE_COOKIES = (SESSION, PASSWORD, SHARE)
 SHARE_PARAMETER = "warren_share"  # the query parameter of a share link

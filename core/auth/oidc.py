@@ -13,7 +13,6 @@ import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,7 +22,7 @@ from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 
-from core.auth.users import UsersFile, update
+from core.auth.users import UsersFile, UsersWriter
 from core.signinsettings import OidcProvider
 
 TIMEOUT_SECONDS = 5.0  # each request to the provider
@@ -306,7 +305,7 @@ def decide(name: str, settings: OidcProvider, verified: Verified, users: UsersFi
     return Decision(f"{name}:{verified.subject}", False, email, verified.groups)
 
 
-def link_identity(path: Path, account: str, provider: str, sub: str) -> None:
+def link_identity(write: UsersWriter, account: str, provider: str, sub: str) -> None:
     """users.yaml: `identities[provider] = sub` for the account; refused (ValueError) when
     that subject signs in as another account already (one provider user, one account)."""
 
@@ -321,10 +320,10 @@ def link_identity(path: Path, account: str, provider: str, sub: str) -> None:
         changed = user.model_copy(update={"identities": identities})
         return users.model_copy(update={"users": {**users.users, account: changed}})
 
-    update(path, change)
+    write(change)
 
 
-def unlink_identity(path: Path, account: str, provider: str) -> bool:
+def unlink_identity(write: UsersWriter, account: str, provider: str) -> bool:
     """users.yaml without the account's link to the provider; False when there was none."""
     found = False
 
@@ -338,5 +337,5 @@ def unlink_identity(path: Path, account: str, provider: str) -> bool:
         changed = user.model_copy(update={"identities": identities})
         return users.model_copy(update={"users": {**users.users, account: changed}})
 
-    update(path, change)
+    write(change)
     return found

@@ -125,18 +125,27 @@ def _secret_form(
 </section>"""
 
 
-def second_factor(*, csrf: str, rd: str | None, error: str | None = None) -> str:
+def second_factor(
+    *,
+    csrf: str,
+    rd: str | None,
+    error: str | None = None,
+    extra: str = "",  # another second factor (the passkey button), as HTML
+) -> str:
     restart = "/sign-in" + (f"?{urlencode({'rd': rd})}" if rd else "")
+    # No numeric pattern: a recovery code (xxxx-xxxx-xxxx) goes in the same field.
     body = f"""<h1>Two-step verification</h1>
 <p>Enter the six-digit code your authenticator app shows for Warren.</p>
 <form method="post" action="/sign-in/code">
 {_error(error)}
 {_hidden(csrf=csrf)}
 <label for="code">Verification code
-<input id="code" name="code" inputmode="numeric" pattern="[0-9]{{6}}" maxlength="6"
+<input id="code" name="code" maxlength="20" autocapitalize="none" spellcheck="false"
  autocomplete="one-time-code" required autofocus{_invalid(error)}></label>
 <button type="submit">Verify</button>
 </form>
+<p class="small">Lost your authenticator? A recovery code works here too, once each.</p>
+{extra}
 <p class="small"><a href="{escape(restart)}">Start again</a></p>"""
     return page("Two-step verification", body)
 

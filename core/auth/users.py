@@ -181,6 +181,12 @@ def save_users(path: Path, users: UsersFile) -> None:
     write_atomically(path, text.encode())
 
 
+type UsersChange = Callable[["UsersFile"], "UsersFile"]
+# What a change to users.yaml is handed to: `update` on one file, or, where nodes share
+# storage, the writer that then pushes the file to every node (authportal.manage.change_users).
+type UsersWriter = Callable[[UsersChange], object]
+
+
 def update(path: Path, change: Callable[[UsersFile], UsersFile]) -> UsersFile:
     """Read, change, write back, under a lock so two `warren user` commands never race."""
     with _locked(path):
