@@ -28,6 +28,7 @@ class Exchange:
     policy: Policy  # likewise the policy version, even if a reload lands meanwhile
     _client: ClientAddress | None = None  # addons.clientip
     _resource: CompiledResource | None = None  # addons.routing
+    host: str = ""  # the request's Host, normalised (core.hosts), read once (addons.routing)
     path: str = ""  # canonical; what the backend receives (addons.routing)
     match_path: str = ""  # what rules match: `path` without ;parameters
     _verdict: Verdict | None = None  # addons.rules

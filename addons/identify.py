@@ -21,7 +21,7 @@ from mitmproxy import http
 from addons.clientcert import CertificateSignIn
 from addons.exchange import Exchange
 from addons.respond import redirect, refuse
-from addons.signin import SignIn, browser, is_https, request_host
+from addons.signin import SignIn, browser, is_https
 from core.auth import apptokens, cookies, sessions
 from core.auth.identity import Identity
 from core.auth.tokens import TokenError, fingerprint
@@ -128,7 +128,7 @@ async def _from_cookies(
     signin: SignIn, flow: http.HTTPFlow, exchange: Exchange, header: str
 ) -> Identity | None:
     secure = is_https(flow, exchange.client)
-    host = request_host(flow)
+    host = exchange.host
     token = cookies.read_cookie(header, signin.session_cookie(host, secure))
     if token is not None:
         try:

@@ -6,6 +6,7 @@ from mitmproxy import http
 from addons.exchange import Exchange
 from addons.respond import refuse
 from addons.siteapi import SiteApi
+from core.hosts import normalise_host
 from core.paths import AmbiguousPath, canonicalize, split_target
 
 
@@ -29,6 +30,7 @@ class Routing:
             refuse(flow, 404, reason=f"no resource for host {host!r}")
             return
         exchange.resource = resource
+        exchange.host = normalise_host(host or "")
         exchange.path, exchange.match_path = canonical
         if canonical.path != path:
             flow.request.path = canonical.path + query

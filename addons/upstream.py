@@ -16,7 +16,6 @@ from core.auth.identity import Identity
 from core.balance import target_key
 from core.cluster.records import NodeRecord
 from core.headers import Field, is_websocket_upgrade
-from core.hosts import normalise_host
 from core.paths import split_target
 from core.policy.model import Target
 
@@ -86,11 +85,11 @@ def _finished(exchange: Exchange) -> None:
 def _rewrite_headers(flow: http.HTTPFlow, exchange: Exchange, signin: SignIn) -> None:
     request = flow.request
     host = request.host_header or ""
-    portal = normalise_host(host) == signin.portal_host
+    portal = exchange.host == signin.portal_host
     identity = exchange.identity
     extra: tuple[Field, ...] = ()
     if identity is not None:
-        extra = signin.identity_headers(identity, normalise_host(host))
+        extra = signin.identity_headers(identity, exchange.host)
     fields = request.headers.fields
     request.headers.fields = forwarding.rewrite(
         _without_credentials(fields, portal, identity),
