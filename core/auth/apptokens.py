@@ -13,6 +13,7 @@ sign-ins (a password change, `warren sessions revoke --user`, deletion) ends the
 before that moment too.
 """
 
+import functools
 import hashlib
 import hmac
 import json
@@ -83,7 +84,10 @@ async def create(
     return f"wrn_{token_id}_{secret}", record
 
 
+@functools.lru_cache(maxsize=4096)
 def _record(value: str) -> AppToken:
+    # Parsed once per stored record, not on every request that brings its token (the records
+    # are immutable: a revocation is another key).
     return AppToken(**json.loads(value))
 
 
