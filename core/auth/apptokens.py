@@ -115,7 +115,8 @@ async def verify(kv: KeyValue, text: str, resource: str) -> AppToken:
 async def active(kv: KeyValue, user: str | None = None) -> list[AppToken]:
     """Tokens not yet expired or revoked, oldest first; only `user`'s when given."""
     records = [_record(value) for value in (await kv.scan(PREFIX)).values()]
-    records = [r for r in records if user is None or r.user == user]
+    now = time.time()
+    records = [r for r in records if r.expires > now and (user is None or r.user == user)]
     keys = sorted({k for r in records for k in sessions.revocation_keys(r.token_id, r.user)})
     found = await kv.get_many(keys) if keys else {}
     live = [r for r in records if not sessions.is_revoked(found, r.token_id, r.user, r.created)]
