@@ -24,6 +24,7 @@ from addons.respond import redirect, refuse
 from addons.signin import SignIn, browser, is_https
 from core.auth import apptokens, cookies, sessions
 from core.auth.identity import Identity
+from core.auth.regulation import Lockout
 from core.auth.tokens import TokenError, fingerprint
 from core.auth.users import authenticate, current_identity
 from core.paths import split_target
@@ -94,13 +95,7 @@ class Identify:
         address = exchange.client.ip
         lockout = await signin.regulation.locked(address, name)
         if lockout is not None:
-            refuse(
-                flow,
-                429,
-                detail="Too many failed sign-ins. Wait, then try again.",
-                reason=f"basic auth locked out by {lockout.reason}",
-                headers={"retry-after": str(int(lockout.retry_after) + 1)},
-            )
+            _locked_out(flow, lockout, "failed sign-ins", "basic auth")
             return None
         user = await asyncio.to_thread(authenticate, users, name, password)
         if user is None:
@@ -226,6 +221,17 @@ async def _from_share_link(
     return identity
 
 
+def _locked_out(flow: http.HTTPFlow, lockout: Lockout, what: str, why: str) -> None:
+    """429 while regulation holds the client back (core.auth.regulation), saying for how long."""
+    refuse(
+        flow,
+        429,
+        detail=f"Too many {what}. Wait, then try again.",
+        reason=f"{why} locked out by {lockout.reason}",
+        headers={"retry-after": str(int(lockout.retry_after) + 1)},
+    )
+
+
 def _scheme(flow: http.HTTPFlow) -> str | None:
     """The Authorization header's scheme, lower-cased (RFC 9110 §11.1: case-insensitive)."""
     header = flow.request.headers.get("authorization")
@@ -251,13 +257,7 @@ async def _from_bearer(signin: SignIn, flow: http.HTTPFlow, exchange: Exchange) 
     await signin.regulation.failed(address, "")
     lockout = await signin.regulation.locked(address, "")
     if lockout is not None:
-        refuse(
-            flow,
-            429,
-            detail="Too many refused tokens. Wait, then try again.",
-            reason=f"bearer token refused ({why}); locked out by {lockout.reason}",
-            headers={"retry-after": str(int(lockout.retry_after) + 1)},
-        )
+        _locked_out(flow, lockout, "refused tokens", f"bearer token refused ({why});")
         return None
     refuse(
         flow,

@@ -3,7 +3,7 @@
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -285,10 +285,7 @@ def user_passkeys(
         return
     rows = [("ID", "NAME", "CREATED")]
     rows += [(p.id[:12], p.name, p.created or "-") for p in user.passkeys]
-    widths = [max(len(row[column]) for row in rows) for column in range(3)]
-    for row in rows:
-        cells = (value.ljust(width) for value, width in zip(row, widths, strict=True))
-        typer.echo("  ".join(cells).rstrip())
+    print_table(rows)
 
 
 GroupList = Annotated[str, typer.Option(help="Comma-separated groups, e.g. ops,dev.")]
@@ -512,6 +509,15 @@ def _make_share(settings: "Settings", name: str, expires: str, host: str | None,
     )
 
 
+def print_table(rows: "Sequence[Sequence[str]]") -> None:
+    """A listing as the commands print it: a header row, then one row a line, columns padded
+    and separated by two spaces (the last one unpadded)."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        cells = (value.ljust(width) for value, width in zip(row, widths, strict=True))
+        typer.echo("  ".join(cells).rstrip())
+
+
 def utc_text(moment: float) -> str:
     """A Unix time as admins read it and scripts parse it: ISO 8601, UTC, to the second."""
     from datetime import UTC, datetime
@@ -537,10 +543,7 @@ def _list_shares(settings: "Settings") -> None:
         (r.link_id, r.resource, r.host, r.path, utc_text(r.created), utc_text(r.expires))
         for r in records
     ]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for row in rows:
-        cells = (value.ljust(width) for value, width in zip(row, widths, strict=True))
-        typer.echo("  ".join(cells).rstrip())
+    print_table(rows)
 
 
 def keys_rotate(config: ConfigOption = DEFAULT_CONFIG) -> None:

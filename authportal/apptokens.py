@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from authportal.admin import fail, refusals, settings_of, utc_text, with_state
+from authportal.admin import fail, print_table, refusals, settings_of, utc_text, with_state
 from core.commandline import DEFAULT_CONFIG, ConfigOption
 
 if TYPE_CHECKING:
@@ -56,10 +56,7 @@ def token_list(
     records = with_state(settings, lambda kv: manage.active_tokens(kv, user))
     rows = [("ID", "USER", "RESOURCE", "CREATED", "EXPIRES", "NAME")]
     rows += [_row(record) for record in records]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for row in rows:
-        cells = (value.ljust(width) for value, width in zip(row, widths, strict=True))
-        typer.echo("  ".join(cells).rstrip())
+    print_table(rows)
 
 
 def _row(record: "AppToken") -> tuple[str, str, str, str, str, str]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from authportal.admin import fail, refusals, settings_of, utc_text, with_state
+from authportal.admin import fail, print_table, refusals, settings_of, utc_text, with_state
 from core.commandline import DEFAULT_CONFIG, ConfigOption
 
 if TYPE_CHECKING:
@@ -28,10 +28,7 @@ def sessions_list(user: UserOption = None, config: ConfigOption = DEFAULT_CONFIG
     records = with_state(settings, lambda kv: manage.active_sessions(kv, user))
     rows = [("USER", "SESSION", "STARTED", "EXPIRES", "HOW", "FROM")]
     rows += [_row(record) for record in records]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for row in rows:
-        cells = (value.ljust(width) for value, width in zip(row, widths, strict=True))
-        typer.echo("  ".join(cells).rstrip())
+    print_table(rows)
 
 
 def _row(record: "SignInRecord") -> tuple[str, str, str, str, str, str]:

@@ -15,6 +15,7 @@
 """
 
 import asyncio
+import functools
 import os
 import shutil
 import statistics
@@ -172,7 +173,7 @@ def _compare(name: str, storage: str, backend_port: int, quick: bool) -> dict[st
             comparison = common.interleave(
                 f"{name}-{way}",
                 ("public", lambda: measure("public", PUBLIC, ())),
-                (way, lambda way=way: measure(way, PRIVATE, headers[way])),  # type: ignore[misc]
+                (way, functools.partial(measure, way, PRIVATE, headers[way])),
                 rounds,
             )
             entry[way] = {

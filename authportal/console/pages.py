@@ -178,22 +178,16 @@ async def sessions(request: web.Request) -> web.Response:
 @routes.post(PREFIX + "/sessions/revoke")
 async def revoke_session(request: web.Request) -> web.Response:
     session_id = await _field(request, "session")
-    try:
-        await manage.revoke_session(_portal(request).kv, session_id, by=_by(request))
-    except manage.Refused as refused:
-        return await _refused(request, "sessions", str(refused))
-    raise _back("sessions", "session")
+    change = manage.revoke_session(_portal(request).kv, session_id, by=_by(request))
+    return await _state_change(request, "sessions", "session", change)
 
 
 @routes.post(PREFIX + "/sessions/revoke-user")
 async def revoke_user(request: web.Request) -> web.Response:
     portal = _portal(request)
     user = await _field(request, "user")
-    try:
-        await manage.revoke_sessions_of(portal.settings, portal.kv, user, by=_by(request))
-    except manage.Refused as refused:
-        return await _refused(request, "sessions", str(refused))
-    raise _back("sessions", "user-sessions")
+    change = manage.revoke_sessions_of(portal.settings, portal.kv, user, by=_by(request))
+    return await _state_change(request, "sessions", "user-sessions", change)
 
 
 @routes.get(PREFIX + "/users")
@@ -269,11 +263,8 @@ async def shares(request: web.Request) -> web.Response:
 @routes.post(PREFIX + "/shares/revoke")
 async def revoke_share(request: web.Request) -> web.Response:
     link_id = await _field(request, "link")
-    try:
-        await manage.revoke_share(_portal(request).kv, link_id, by=_by(request))
-    except manage.Refused as refused:
-        return await _refused(request, "shares", str(refused))
-    raise _back("shares", "share")
+    change = manage.revoke_share(_portal(request).kv, link_id, by=_by(request))
+    return await _state_change(request, "shares", "share", change)
 
 
 @routes.get(PREFIX + "/tokens")
@@ -285,11 +276,19 @@ async def tokens(request: web.Request) -> web.Response:
 @routes.post(PREFIX + "/tokens/revoke")
 async def revoke_token(request: web.Request) -> web.Response:
     token_id = await _field(request, "token")
+    change = manage.revoke_token(_portal(request).kv, token_id, by=_by(request))
+    return await _state_change(request, "tokens", "token", change)
+
+
+async def _state_change(
+    request: web.Request, where: str, done: str, change: Awaitable[object]
+) -> web.Response:
+    """A change to the sign-in state made, back to its page with what was done; or refused."""
     try:
-        await manage.revoke_token(_portal(request).kv, token_id, by=_by(request))
+        await change
     except manage.Refused as refused:
-        return await _refused(request, "tokens", str(refused))
-    raise _back("tokens", "token")
+        return await _refused(request, where, str(refused))
+    raise _back(where, done)
 
 
 def _by(request: web.Request) -> str:

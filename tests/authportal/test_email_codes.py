@@ -18,10 +18,11 @@ import pytest
 from core.auth.emailcodes import code_key
 from core.auth.signinstate import SqliteKV
 from demo import processes
+from tests.authportal.test_console import CHROMIUM, require_chromium
 from tests.support import smtp
 from tests.support.backend import Backend
 from tests.support.browser import Browser, form_value
-from tests.support.ci import ARTIFACTS, in_ci
+from tests.support.ci import ARTIFACTS
 from tests.support.loopback_node import LoopbackNode, LoopbackNodeFactory
 from tests.support.smtp import MailServer, body_of
 from tests.support.waiting import eventually
@@ -298,11 +299,7 @@ def test_in_chromium_without_javascript(
 ) -> None:
     """The two forms as a person uses them: a real browser's cookies (SameSite, Origin) and
     the portal's script-free pages. Screenshots go to artifacts/signin/."""
-    chromium = Path("/usr/bin/chromium")
-    if not chromium.exists():
-        if in_ci():
-            raise RuntimeError("Debian's chromium is not installed (./dev test installs it)")
-        pytest.skip("Debian's chromium is not installed (./dev test installs it)")
+    require_chromium()
     from playwright.sync_api import expect, sync_playwright
 
     from tests.authportal.test_browser import ARGS
@@ -311,7 +308,7 @@ def test_in_chromium_without_javascript(
     shots.mkdir(parents=True, exist_ok=True)
     node = start_node(policy(backend), smtp_settings(mail_server.port))
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), args=ARGS)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
             context = browser.new_context(
                 java_script_enabled=False, viewport={"width": 1000, "height": 900}
