@@ -20,6 +20,7 @@ from mitmproxy import http
 
 from addons import failclosed
 from addons.exchange import Exchange, attach, exchange_of
+from addons.headerindex import IndexedHeaders
 from addons.respond import refuse, without_content_for_head
 from addons.runtime import RuntimeSlot
 
@@ -57,6 +58,8 @@ class Pipeline:
             refuse(flow, 503, reason="warren_config is not set")
             return
         exchange = attach(flow, Exchange(runtime, runtime.policy))
+        # Every step looks the client's headers up; their names are lowered once for all of them.
+        flow.request.headers = IndexedHeaders(flow.request.headers.fields)
         await self._answering("requestheaders", flow, exchange)
         self._gate(flow, exchange)
 

@@ -7,6 +7,7 @@ from mitmproxy import http
 
 from addons.destination import point_at
 from addons.exchange import Exchange
+from addons.headerindex import IndexedHeaders
 from addons.relay import point_at_node, relay_route
 from addons.respond import refuse
 from addons.signin import SignIn, request_host
@@ -91,14 +92,16 @@ def _rewrite_headers(flow: http.HTTPFlow, exchange: Exchange, signin: SignIn) ->
     if identity is not None:
         extra = signin.identity_headers(identity, exchange.host)
     fields = request.headers.fields
-    request.headers.fields = forwarding.rewrite(
-        _without_credentials(fields, portal, identity),
-        client_ip=str(exchange.client.ip),
-        scheme="https" if flow.client_conn.tls_established else "http",
-        host=host,
-        strip=exchange.policy.strip,
-        websocket=is_websocket_upgrade(request.method, fields),
-        extra=extra,
+    request.headers = IndexedHeaders(
+        forwarding.rewrite(
+            _without_credentials(fields, portal, identity),
+            client_ip=str(exchange.client.ip),
+            scheme="https" if flow.client_conn.tls_established else "http",
+            host=host,
+            strip=exchange.policy.strip,
+            websocket=is_websocket_upgrade(request.method, fields),
+            extra=extra,
+        )
     )
     if cookies.SHARE_PARAMETER in request.path:
         request.path = _without_share_token(request.path)

@@ -1,0 +1,81 @@
+"""The forwarded request's header fields, looked up through an index of their lowered names.
+
+mitmproxy's `Headers` answers every lookup by lowering the name of each field in turn, and it
+looks the request's headers up some fifteen times more after Warren has rewritten them (body
+size, connection reuse, Host): a signed-in request, which carries Remote-User, Remote-Email,
+Remote-Groups and the assertion, paid for those four fields on every one of those lookups.
+Here the names are lowered once, the first time one is looked up, and again only after the
+fields change (every change in mitmproxy's `MultiDict` assigns `fields` anew).
+"""
+
+from collections.abc import Iterable
+
+from mitmproxy import http
+
+type _Index = dict[bytes, list[bytes]]
+
+
+class IndexedHeaders(http.Headers):
+    """`http.Headers` with the same answers; `get`, `in`, `[]` and `get_all` through an index."""
+
+    _fields: tuple[tuple[bytes, bytes], ...]
+    _index: _Index | None
+
+    def __init__(self, fields: Iterable[tuple[bytes, bytes]] = ()) -> None:
+        self._index = None
+        super().__init__(fields)
+
+    @property  # a plain attribute in mitmproxy: a property here, so that a change is seen
+    def fields(self) -> tuple[tuple[bytes, bytes], ...]:
+        return self._fields
+
+    @fields.setter
+    def fields(self, value: tuple[tuple[bytes, bytes], ...]) -> None:
+        self._fields = value
+        self._index = None
+
+    def set_all(self, name: str | bytes, values: Iterable[str | bytes]) -> None:
+        # Setting Host (mitmproxy does, when the destination changes) keeps the index: the
+        # name's new values are exactly the ones given (MultiDict.set_all).
+        encoded = [_bytes(value) for value in values]
+        index = self._index
+        super().set_all(name, encoded)
+        if index is not None:
+            key = _bytes(name).lower()
+            if encoded:
+                index[key] = encoded
+            else:
+                index.pop(key, None)
+            self._index = index
+
+    def _values(self, name: str | bytes) -> list[bytes] | None:
+        index = self._index
+        if index is None:
+            index = {}
+            for key, value in self._fields:
+                index.setdefault(key.lower(), []).append(value)
+            self._index = index
+        return index.get(_bytes(name).lower())
+
+    def get_all(self, name: str | bytes) -> list[str]:
+        values = self._values(name)
+        return [value.decode("utf-8", "surrogateescape") for value in values] if values else []
+
+    def __getitem__(self, name: str | bytes) -> str:
+        values = self._values(name)
+        if not values:
+            raise KeyError(name)
+        return ", ".join(value.decode("utf-8", "surrogateescape") for value in values)
+
+    def get(self, name: str | bytes, default: object = None) -> object:
+        values = self._values(name)
+        if not values:
+            return default
+        return ", ".join(value.decode("utf-8", "surrogateescape") for value in values)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str | bytes) and bool(self._values(name))
+
+
+def _bytes(text: str | bytes) -> bytes:
+    return text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
