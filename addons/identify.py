@@ -102,7 +102,7 @@ class Identify:
             await signin.regulation.failed(address, name)
             log.info("basic auth for %r from %s refused: wrong name or password", name, address)
             return None
-        if user.totp is not None:
+        if user.two_factor:
             log.info("basic auth for %r refused: the account uses two-step verification", name)
             return None
         identity = Identity(

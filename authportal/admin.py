@@ -184,7 +184,7 @@ def user_list(config: ConfigOption = DEFAULT_CONFIG) -> None:
     settings = settings_of(config)
     for name, user in sorted(load_users(settings.users_file).users.items()):
         groups = ",".join(user.groups) or "-"
-        second = "2fa" if user.totp else "-"
+        second = "2fa" if user.two_factor else "-"
         disabled = " disabled" if user.disabled else ""
         typer.echo(f"{name:20} {user.email or '-':30} {groups:20} {second}{disabled}")
 

@@ -90,7 +90,7 @@ async def _enrolling(request: web.Request) -> tuple[str, User] | web.Response:
     if who is None or not who.person.account or user is None:
         return _refused("Sign in with your account first.", 401)
     amr = who.claims.get("amr")
-    if (user.totp or user.passkeys) and not (isinstance(amr, list) and "mfa" in amr):
+    if user.two_factor and not (isinstance(amr, list) and "mfa" in amr):
         return _refused("Sign in with your second factor first, then add the passkey.", 403)
     if time.time() - float(who.claims.get("auth_time") or 0) > ENROL_SECONDS:
         return _refused("Sign in again to add a passkey (it must be a recent sign-in).", 403)
@@ -257,9 +257,10 @@ def second_factor(home: HomeContext) -> str:
     """On the code step of an account with passkeys: the passkey instead of the TOTP code."""
     if not home.user.passkeys:
         return ""
+    label = "Use a passkey instead" if home.user.totp is not None else "Use your passkey"
     return f"""<div class="ways passkey">
 <p><button type="button" class="secondary" data-passkey="sign-in" data-step="code"
- data-csrf="{escape(home.csrf)}" hidden>Use a passkey instead</button></p>
+ data-csrf="{escape(home.csrf)}" hidden>{label}</button></p>
 {_problem()}
 </div>
 {SCRIPT}"""

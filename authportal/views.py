@@ -155,7 +155,7 @@ async def sign_in(request: web.Request) -> web.Response:
         await portal.regulation.failed(address, username)
         sign_in_outcome(request, FAILED, user=username, client=address)
         return sign_in_page(request, target, rd, error=WRONG, username=username, status=401)
-    if user.totp is not None:
+    if user.two_factor:  # a TOTP code or a passkey confirms the password
         pending = mint(
             portal.keys,
             use="pending",
@@ -209,7 +209,12 @@ async def second_factor_form(request: web.Request) -> web.Response:
     def render(csrf: str) -> str:
         context = HomeContext(portal, csrf, pending["sub"], user) if user is not None else None
         added = "".join(part(context) for part in SECOND_FACTOR) if context is not None else ""
-        return pages.second_factor(csrf=csrf, rd=rd if isinstance(rd, str) else None, extra=added)
+        # An account with passkeys and no TOTP has no code to type (its recovery codes, if
+        # any, still work): the page offers only the passkey.
+        code = user is None or user.totp is not None or bool(user.recovery)
+        return pages.second_factor(
+            csrf=csrf, rd=rd if isinstance(rd, str) else None, extra=added, code=code
+        )
 
     return with_csrf(request, render)
 

@@ -131,8 +131,18 @@ def second_factor(
     rd: str | None,
     error: str | None = None,
     extra: str = "",  # another second factor (the passkey button), as HTML
+    code: bool = True,  # the TOTP (or recovery) code form; False: the passkey is the only one
 ) -> str:
     restart = "/sign-in" + (f"?{urlencode({'rd': rd})}" if rd else "")
+    if not code:
+        body = f"""<h1>Two-step verification</h1>
+<p>Confirm it is you with your passkey.</p>
+{_error(error)}
+<noscript><p>The passkey needs JavaScript: turn it on, or start again and sign in another
+way.</p></noscript>
+{extra}
+<p class="small"><a href="{escape(restart)}">Start again</a></p>"""
+        return page("Two-step verification", body)
     # No numeric pattern: a recovery code (xxxx-xxxx-xxxx) goes in the same field.
     body = f"""<h1>Two-step verification</h1>
 <p>Enter the six-digit code your authenticator app shows for Warren.</p>

@@ -94,6 +94,11 @@ class User(BaseModel):
     passkeys: tuple[Passkey, ...] = ()
     recovery: tuple[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], ...] = ()  # sha256 of each
 
+    @property
+    def two_factor(self) -> bool:
+        """Whether the password alone is not enough: a TOTP secret or a passkey to confirm it."""
+        return self.totp is not None or bool(self.passkeys)
+
 
 class UsersFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -14,6 +14,7 @@ from mitmproxy import http
 from addons.exchange import exchange_of
 from core.auth import sessions
 from core.auth.tokens import mint
+from core.auth.users import Passkey, UsersFile, update
 from tests.support import inprocess
 from tests.support.inprocess import run
 from tests.support.signin_pack import POLICY, PORTAL, SigninPack, signin_pack
@@ -157,6 +158,40 @@ def test_a_disabled_user_cannot_use_basic_auth(tmp_path: Path) -> None:
         assert answered() is None  # through to the application
         n.set_user("alice", ("staff",), disabled=True)
         assert until(1.5, lambda: answered() == 401)
+
+
+def test_basic_auth_stops_once_the_account_has_a_passkey(tmp_path: Path) -> None:
+    """A passkey is a second factor (docs/identity.md): the password alone, which is all basic
+    auth carries, no longer opens the account; removing the passkey makes it enough again."""
+    import base64
+
+    policy = POLICY + (
+        "  api:\n    host: api.example\n    auth: {basic_auth: true}\n"
+        "    targets: [{host: 127.0.0.1, port: 9}]\n"
+    )
+    secret = base64.b64encode(b"alice:correct horse battery").decode()
+    passkey = Passkey(id="A" * 22, public_key="B" * 40, name="laptop")
+
+    def with_passkeys(*passkeys: Passkey) -> Callable[[UsersFile], UsersFile]:
+        def change(users: UsersFile) -> UsersFile:
+            alice = users.users["alice"].model_copy(update={"passkeys": passkeys})
+            return users.model_copy(update={"users": {**users.users, "alice": alice}})
+
+        return change
+
+    with signin_pack(tmp_path, policy=policy) as n:
+
+        def answered() -> int | None:
+            made = run(
+                n.context, flow("api.example", "/", headers=[("Authorization", f"Basic {secret}")])
+            )
+            return status(made)
+
+        assert answered() is None  # through to the application
+        update(n.users_file, with_passkeys(passkey))
+        assert until(1.5, lambda: answered() == 401)
+        update(n.users_file, with_passkeys())
+        assert until(1.5, lambda: answered() is None)
 
 
 SHARED = POLICY + (

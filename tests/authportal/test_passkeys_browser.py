@@ -156,10 +156,9 @@ def test_register_a_passkey_then_sign_in_with_it_and_refuse_forgeries(
     (stored,) = credentials(cdp, authenticator)
     assert stored["isResidentCredential"]
     assert b64url(base64.b64decode(stored["credentialId"])) == passkey.id
-    sign_out(page, node)
 
-    # With a passkey, the password alone is one factor: not enough to add another passkey.
-    sign_in_with_password(page, node, "alice")
+    # This sign-in was the password alone, one factor: not enough to add another passkey now
+    # that the account has one.
     page.get_by_label("Name of the new passkey").fill("second")
     page.get_by_role("button", name="Add a passkey").click()
     expect(page.get_by_role("alert")).to_have_text(
@@ -167,6 +166,18 @@ def test_register_a_passkey_then_sign_in_with_it_and_refuse_forgeries(
     )
     assert len(load_users(node.directory / "users.yaml").users["alice"].passkeys) == 1
     assert len(credentials(cdp, authenticator)) == 1
+    sign_out(page, node)
+
+    # With a passkey the password alone no longer signs in: the code page asks for the passkey,
+    # and alice has no TOTP, so there is no code to type.
+    sign_in_with_password(page, node, "alice")
+    expect(page).to_have_url(f"{node.portal}/sign-in/code")
+    expect(page.get_by_label("Verification code")).to_have_count(0)
+    expect(page.get_by_role("button", name="Use your passkey")).to_be_visible()
+    assert "warren_portal" not in {c["name"] for c in page.context.cookies()}
+    page.get_by_role("button", name="Use your passkey").click()
+    expect(page).to_have_url(f"{node.portal}/")
+    expect(page.get_by_role("button", name="Remove laptop")).to_be_visible()
     sign_out(page, node)
 
     # Username-less: the button, the authenticator, and on to the resource asked for.

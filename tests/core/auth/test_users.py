@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from core.auth.identity import Identity
 from core.auth.users import (
+    Passkey,
     User,
     UsersFile,
     UsersSource,
@@ -106,3 +107,11 @@ def test_a_pushed_copy_is_checked_as_the_file_and_put_in_place_whole(tmp_path: P
     assert path.read_text() == text
     assert path.stat().st_mode & 0o777 == 0o600  # hashes and TOTP seeds
     assert set(load_users(path).users) == {"carol"}
+
+
+def test_a_totp_secret_or_a_passkey_makes_the_password_alone_not_enough() -> None:
+    user = User(password=hash_secret("pw"))
+    assert not user.two_factor
+    assert user.model_copy(update={"totp": "JBSWY3DPEHPK3PXP"}).two_factor
+    passkey = Passkey(id="A" * 22, public_key="B" * 40)
+    assert user.model_copy(update={"passkeys": (passkey,)}).two_factor
