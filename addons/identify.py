@@ -39,6 +39,7 @@ BASIC_CACHE_SECONDS = 300.0
 class Identify:
     def __init__(self) -> None:
         self._basic: dict[str, tuple[float, Identity]] = {}
+        self._tokens: TokenPeople = {}
         self._certificates = CertificateSignIn()  # mutual TLS (auth.client_ca)
 
     async def requestheaders(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
@@ -72,7 +73,7 @@ class Identify:
             and not exchange.resource.public
             and _scheme(flow) == "bearer"
         ):
-            identity = await _from_bearer(signin, flow, exchange)
+            identity = await _from_bearer(signin, flow, exchange, self._tokens)
         if identity is not None:
             exchange.identity = identity
             exchange.user = identity.subject if identity.method != "password" else None
@@ -238,7 +239,27 @@ def _scheme(flow: http.HTTPFlow) -> str | None:
     return None if header is None else header.strip().partition(" ")[0].lower()
 
 
-async def _from_bearer(signin: SignIn, flow: http.HTTPFlow, exchange: Exchange) -> Identity | None:
+# A token's person as users.yaml says now, by record and users.yaml's generation: built once,
+# not on every request that brings the token (current_identity copies the identity, for the
+# groups and e-mail the record does not carry).
+type TokenPeople = dict[tuple[apptokens.AppToken, int], Identity | None]
+
+
+def _token_person(
+    people: TokenPeople, signin: SignIn, record: apptokens.AppToken
+) -> Identity | None:
+    users = signin.users.current()  # first: it may notice a change and move the generation on
+    key = (record, signin.users.generation)
+    if key not in people:
+        if len(people) > 10_000:
+            people.clear()
+        people[key] = current_identity(users, record.identity())
+    return people[key]
+
+
+async def _from_bearer(
+    signin: SignIn, flow: http.HTTPFlow, exchange: Exchange, people: TokenPeople
+) -> Identity | None:
     """An app's token (core.auth.apptokens), or a 401 that says so (RFC 6750 §3): a request
     that brought a token is answered for that token, never sent on to the sign-in page. Refused
     tokens are counted per address like failed sign-ins; a good one never waits on the count."""
@@ -249,7 +270,7 @@ async def _from_bearer(signin: SignIn, flow: http.HTTPFlow, exchange: Exchange) 
     except apptokens.TokenRefused as error:
         why = str(error)
     else:
-        identity = current_identity(signin.users.current(), record.identity())
+        identity = _token_person(people, signin, record)
         if identity is not None:
             return identity
         why = f"token {record.token_id}: {record.user} is deleted or disabled"
