@@ -1,4 +1,6 @@
-"""The forwarded request's header fields, looked up through an index of their lowered names.
+"""A request's header fields, looked up through an index of their lowered names: the client's
+from the pipeline's first step on (addons.pipeline), the forwarded ones after the rewrite
+(addons.upstream).
 
 mitmproxy's `Headers` answers every lookup by lowering the name of each field in turn, and it
 looks the request's headers up some fifteen times more after Warren has rewritten them (body
