@@ -4,6 +4,7 @@ of someone users.yaml still lists; a share link; or basic auth. In-process, with
 test_reserved, test_signin and test_upstream."""
 
 import asyncio
+import base64
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -139,37 +140,30 @@ def test_a_disabled_or_deleted_users_session_is_refused(tmp_path: Path) -> None:
         assert not signed_in(stranger)
 
 
-def test_a_disabled_user_cannot_use_basic_auth(tmp_path: Path) -> None:
-    import base64
+BASIC = POLICY + (
+    "  api:\n    host: api.example\n    auth: {basic_auth: true}\n"
+    "    targets: [{host: 127.0.0.1, port: 9}]\n"
+)
 
-    policy = POLICY + (
-        "  api:\n    host: api.example\n    auth: {basic_auth: true}\n"
-        "    targets: [{host: 192.0.2.14, port: 8080}]\n"
-    )
+
+def basic_status(n: SigninPack) -> int | None:
+    """What alice's name and password in `Authorization: Basic` get on the basic-auth resource
+    (None: through to the application)."""
     secret = base64.b64encode(b"alice:correct horse battery").decode()
-    with signin_pack(tmp_path, policy=policy) as n:
+    made = run(n.context, flow("api.example", "/", headers=[("Authorization", f"Basic {secret}")]))
+    return status(made)
 
-        def answered() -> int | None:
-            made = run(
-                n.context, flow("api.example", "/", headers=[("Authorization", f"Basic {secret}")])
-            )
-            return status(made)
 
-        assert answered() is None  # through to the application
+def test_a_disabled_user_cannot_use_basic_auth(tmp_path: Path) -> None:
+    with signin_pack(tmp_path, policy=BASIC) as n:
+        assert basic_status(n) is None
         n.set_user("alice", ("staff",), disabled=True)
-        assert until(1.5, lambda: answered() == 401)
+        assert until(1.5, lambda: basic_status(n) == 401)
 
 
 def test_basic_auth_stops_once_the_account_has_a_passkey(tmp_path: Path) -> None:
     """A passkey is a second factor (docs/identity.md): the password alone, which is all basic
     auth carries, no longer opens the account; removing the passkey makes it enough again."""
-    import base64
-
-    policy = POLICY + (
-        "  api:\n    host: api.example\n    auth: {basic_auth: true}\n"
-        "    targets: [{host: 127.0.0.1, port: 9}]\n"
-    )
-    secret = base64.b64encode(b"alice:correct horse battery").decode()
     passkey = Passkey(id="A" * 22, public_key="B" * 40, name="laptop")
 
     def with_passkeys(*passkeys: Passkey) -> Callable[[UsersFile], UsersFile]:
@@ -179,19 +173,12 @@ def test_basic_auth_stops_once_the_account_has_a_passkey(tmp_path: Path) -> None
 
         return change
 
-    with signin_pack(tmp_path, policy=policy) as n:
-
-        def answered() -> int | None:
-            made = run(
-                n.context, flow("api.example", "/", headers=[("Authorization", f"Basic {secret}")])
-            )
-            return status(made)
-
-        assert answered() is None  # through to the application
+    with signin_pack(tmp_path, policy=BASIC) as n:
+        assert basic_status(n) is None
         update(n.users_file, with_passkeys(passkey))
-        assert until(1.5, lambda: answered() == 401)
+        assert until(1.5, lambda: basic_status(n) == 401)
         update(n.users_file, with_passkeys())
-        assert until(1.5, lambda: answered() is None)
+        assert until(1.5, lambda: basic_status(n) is None)
 
 
 SHARED = POLICY + (
