@@ -134,18 +134,9 @@ def second_factor(
     code: bool = True,  # the TOTP (or recovery) code form; False: the passkey is the only one
 ) -> str:
     restart = "/sign-in" + (f"?{urlencode({'rd': rd})}" if rd else "")
-    if not code:
-        body = f"""<h1>Two-step verification</h1>
-<p>Confirm it is you with your passkey.</p>
-{_error(error)}
-<noscript><p>The passkey needs JavaScript: turn it on, or start again and sign in another
-way.</p></noscript>
-{extra}
-<p class="small"><a href="{escape(restart)}">Start again</a></p>"""
-        return page("Two-step verification", body)
-    # No numeric pattern: a recovery code (xxxx-xxxx-xxxx) goes in the same field.
-    body = f"""<h1>Two-step verification</h1>
-<p>Enter the six-digit code your authenticator app shows for Warren.</p>
+    if code:
+        # No numeric pattern: a recovery code (xxxx-xxxx-xxxx) goes in the same field.
+        asked = f"""<p>Enter the six-digit code your authenticator app shows for Warren.</p>
 <form method="post" action="/sign-in/code">
 {_error(error)}
 {_hidden(csrf=csrf)}
@@ -154,7 +145,14 @@ way.</p></noscript>
  autocomplete="one-time-code" required autofocus{_invalid(error)}></label>
 <button type="submit">Verify</button>
 </form>
-<p class="small">Lost your authenticator? A recovery code works here too, once each.</p>
+<p class="small">Lost your authenticator? A recovery code works here too, once each.</p>"""
+    else:
+        asked = f"""<p>Confirm it is you with your passkey.</p>
+{_error(error)}
+<noscript><p>The passkey needs JavaScript: turn it on, or start again and sign in another
+way.</p></noscript>"""
+    body = f"""<h1>Two-step verification</h1>
+{asked}
 {extra}
 <p class="small"><a href="{escape(restart)}">Start again</a></p>"""
     return page("Two-step verification", body)
