@@ -36,7 +36,9 @@ class CompiledResource:
 
     @property
     def public(self) -> bool:
-        return self.model.auth == "public"
+        # The str test first: `==` on a ResourceAuth would run pydantic's __eq__ per request.
+        auth = self.model.auth
+        return isinstance(auth, str) and auth == "public"
 
     @property
     def auth(self) -> ResourceAuth | None:
