@@ -10,6 +10,7 @@ from core.policy.compiled import CompiledResource, Policy
 from core.policy.model import UNKNOWN_ASN, UNKNOWN_COUNTRY, Rule
 from core.policy.rules import CompiledRule, Facts, Outcome, RuleRef
 from core.ratelimit.explain import applicable_limits
+from core.regions import NAMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +139,7 @@ def _geo_rules_reached(
 
 
 def _geo_kinds(rule: Rule) -> list[str]:
-    country = rule.country is not None or rule.country_not is not None
+    country = rule.uses_country()
     return [kind for kind, used in (("country", country), ("asn", rule.asn is not None)) if used]
 
 
@@ -159,7 +160,15 @@ def _reading(rule: Rule, kind: str) -> str:
             readings.append(f"country_not: {listed} excludes it as XX")
         else:
             readings.append(f"an unknown is none of country_not: {listed}")
+    if rule.region is not None:
+        readings.append(f"region: {_regions(rule.region)} holds no unknown (XX is in no region)")
+    if rule.region_not is not None:
+        readings.append(f"an unknown is in none of region_not: {_regions(rule.region_not)}")
     return " and ".join(readings)
+
+
+def _regions(codes: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"{code} {NAMES[code]}" for code in codes) + "]"
 
 
 def _listed(values: tuple[object, ...]) -> str:

@@ -174,6 +174,8 @@ def _geo_conditions(model: PolicyFile, capabilities: Capabilities) -> Iterator[P
     available = {
         "country": capabilities.country_db,
         "country_not": capabilities.country_db,
+        "region": capabilities.country_db,  # decided on the country (core.regions)
+        "region_not": capabilities.country_db,
         "asn": capabilities.asn_db,
     }
     for loc, rule in _all_rules(model):

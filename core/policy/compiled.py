@@ -116,7 +116,7 @@ def compile_policy(
             if compiled.model.protocol == "http"
             for host in compiled.model.host or ()
         ),
-        uses_country=any(r.country is not None or r.country_not is not None for r in every_rule),
+        uses_country=any(r.uses_country() for r in every_rule),
         uses_asn=any(r.asn is not None for r in every_rule),
         rate_limits=global_limits,
         strip=HeaderNames(model.strip_headers),

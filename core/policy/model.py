@@ -30,6 +30,7 @@ from core.fields import (
 from core.forwarding import DEFAULT_STRIP
 from core.headers import valid_pattern
 from core.ratelimit.spec import RateLimit
+from core.regions import parse_region
 
 
 def _network(value: Any) -> IPv4Network | IPv6Network:
@@ -107,7 +108,8 @@ type Network = Annotated[IPv4Network | IPv6Network, BeforeValidator(_network)]
 type Address = Annotated[IPv4Network | IPv6Network, BeforeValidator(_address)]
 
 Action = Literal["allow", "deny", "pass"]
-GEO_CONDITIONS = ("country", "country_not", "asn")
+GEO_CONDITIONS = ("country", "country_not", "region", "region_not", "asn")
+type Region = Annotated[str, BeforeValidator(parse_region)]  # UN M.49: core.regions
 
 
 # A pydantic dataclass rather than a model: a policy can hold 100 000 rules, and validating into
@@ -122,10 +124,16 @@ class Rule:
     method: ListOf[Method] | None = None
     country: ListOf[Annotated[str, BeforeValidator(_country)]] | None = None
     country_not: ListOf[Annotated[str, BeforeValidator(_country)]] | None = None
+    region: ListOf[Region] | None = None
+    region_not: ListOf[Region] | None = None
     asn: ListOf[Annotated[int, BeforeValidator(_asn)]] | None = None
 
     def uses_geo(self) -> bool:
         return any(getattr(self, name) is not None for name in GEO_CONDITIONS)
+
+    def uses_country(self) -> bool:
+        """Conditions decided on the country (a region is the countries it holds)."""
+        return any(getattr(self, name) is not None for name in GEO_CONDITIONS if name != "asn")
 
     @classmethod
     def parse(cls, data: object) -> "Rule":

@@ -2,10 +2,10 @@
 
 Each rule is filed under one index by its most selective condition: its networks (a prefix map),
 its exact paths (a dict), the literal directory its path globs lie under (a dict probed once per
-ancestor of the request path), its countries or ASNs (dicts). Rules with none of those (say,
-only `method`, `not_cidr` or `country_not`) go on a short list checked in order. A lookup
-gathers the candidate lists, walks them merged in rule order, and stops at the first rule whose
-every condition holds.
+ancestor of the request path), its countries (a region's: the countries it holds) or ASNs
+(dicts). Rules with none of those (say, only `method`, `not_cidr`, `country_not` or
+`region_not`) go on a short list checked in order. A lookup gathers the candidate lists, walks
+them merged in rule order, and stops at the first rule whose every condition holds.
 
 Geo conditions are two-valued, as Cloudflare's are: an address the databases cannot place has
 the country XX and the AS number 0 (core.policy.model). So `country: [KP]` and `asn: [7018]`
@@ -21,6 +21,7 @@ from typing import NamedTuple
 from core.ipsets import IPAddress, IPNetwork, IpSet, PrefixMap
 from core.paths import PathPattern, ancestors
 from core.policy.model import UNKNOWN_ASN, UNKNOWN_COUNTRY, Rule
+from core.regions import countries_in
 
 
 class Outcome(StrEnum):
@@ -79,6 +80,8 @@ class CompiledRule:
         "outcome",
         "paths",
         "ref",
+        "regions",
+        "regions_not",
     )
 
     def __init__(self, order: int, ref: RuleRef) -> None:
@@ -93,6 +96,9 @@ class CompiledRule:
         self.methods = frozenset(rule.method) if rule.method is not None else None
         self.countries = frozenset(rule.country) if rule.country is not None else None
         self.countries_not = frozenset(rule.country_not) if rule.country_not is not None else None
+        # A region is the countries it holds: XX (unknown) is in none of them.
+        self.regions = countries_in(rule.region) if rule.region is not None else None
+        self.regions_not = countries_in(rule.region_not) if rule.region_not is not None else None
         self.asns = frozenset(rule.asn) if rule.asn is not None else None
         self.has_geo = rule.uses_geo()
 
@@ -118,6 +124,10 @@ class CompiledRule:
         if self.countries is not None and facts.country_code not in self.countries:
             return False
         if self.countries_not is not None and facts.country_code in self.countries_not:
+            return False
+        if self.regions is not None and facts.country_code not in self.regions:
+            return False
+        if self.regions_not is not None and facts.country_code in self.regions_not:
             return False
         return self.asns is None or facts.asn_number in self.asns
 
@@ -157,6 +167,9 @@ class RuleSet:
                     table.setdefault(pattern.key, []).append(order)
             elif rule.country is not None:
                 for country in rule.country:  # XX among them: filed where unknowns look
+                    by_country.setdefault(country, []).append(order)
+            elif rule.region is not None:
+                for country in countries_in(rule.region):
                     by_country.setdefault(country, []).append(order)
             elif rule.asn is not None:
                 for asn in rule.asn:

@@ -161,6 +161,9 @@ def unknowns_resources(backend: Backend) -> str:
             resource("de", "{action: allow, country: [DE]}"),
             resource("unknown", "{action: allow, country: [XX]}"),
             resource("noasn", "{action: allow, asn: [AS0]}"),
+            resource("europe", "{action: deny, region_not: [150]}", public),
+            resource("nordic", "{action: allow, region: [154]}"),
+            resource("americas", "{action: allow, region: ['019']}"),
         ]
     )
 
@@ -204,3 +207,20 @@ def test_an_address_the_databases_cannot_place_meets_two_valued_rules(
     # in no database. A health check from it is not turned away by a deny on KP.
     assert gateway.get("kp.example", "/").status_code == 200
     assert gateway.get("outside.example", "/").status_code == 403
+
+
+def test_region_rules_decide_by_the_un_m49_region_of_the_country(geo_gateway: Gateway) -> None:
+    expected = [
+        ("europe", "81.2.69.142", 200),  # GB: Northern Europe, in Europe (150)
+        ("europe", "10.1.2.3", 200),  # DE by our own file: Western Europe
+        ("europe", "216.160.83.56", 403),  # US
+        ("europe", "8.8.8.8", 403),  # unknown: in no region, so not in Europe
+        ("nordic", "2a02:cf40::1", 200),  # NO, over IPv6: Northern Europe (154)
+        ("nordic", "89.160.20.112", 200),  # SE
+        ("nordic", "10.1.2.3", 401),  # DE is not in 154: sign in
+        ("americas", "216.160.83.56", 200),  # US: Northern America, in the Americas (019)
+        ("americas", "81.2.69.142", 401),
+        ("americas", "8.8.8.8", 401),  # an allow on a region never admits an unknown
+    ]
+    seen = [(name, ip, status_from(geo_gateway, ip, f"{name}.example")) for name, ip, _ in expected]
+    assert seen == expected

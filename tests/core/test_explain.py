@@ -126,3 +126,33 @@ def test_the_command_line_prints_the_notes(tmp_path: Path) -> None:
         "unknown only as XX\n" in result.output
     )
     assert "outcome   no rule matched; the resource is public (auth: public)" in result.output
+
+
+def test_explain_says_an_unknown_is_in_no_region() -> None:
+    policy = parse_policy(
+        """
+version: 1
+resources:
+  wiki:
+    host: wiki.example.com
+    auth: public
+    targets: [{host: 127.0.0.1, port: 3000}]
+    rules:
+      - {action: allow, region: [154]}
+      - {action: deny, region_not: [150]}
+""",
+        Capabilities(country_db=True),
+    )
+    unknown = explain(policy, "wiki.example.com", "/", "127.0.0.1", "GET")
+    assert (unknown.status, unknown.rule) == ("deny", "resources.wiki.rules[1]")
+    assert unknown.rule_text == "{action: deny, region_not: [150]}"
+    assert unknown.notes == (
+        "resources.wiki.rules[0] did not match: country unknown (the databases do not place "
+        "127.0.0.1), and region: [154 Northern Europe] holds no unknown (XX is in no region)",
+        "resources.wiki.rules[1] matched: country unknown (the databases do not place "
+        "127.0.0.1), and an unknown is in none of region_not: [150 Europe]",
+    )
+    sweden = explain(policy, "wiki.example.com", "/", "89.160.20.112", "GET", "SE")
+    assert (sweden.status, sweden.rule, sweden.notes) == ("forward", "resources.wiki.rules[0]", ())
+    france = explain(policy, "wiki.example.com", "/", "192.0.2.10", "GET", "FR")
+    assert (france.status, france.rule) == ("forward", None)

@@ -102,6 +102,10 @@ def test_geo_conditions_need_a_database() -> None:
     (problem,) = problems(asn, Capabilities(country_db=True))
     assert "asn conditions need an ASN database: configure geoip.asn_db" in problem
     assert parse_policy(asn, Capabilities(asn_db=True)).uses_asn
+    region = GOOD.replace("action: pass, method: GET", "action: deny, region_not: [150]")
+    (problem,) = problems(region)
+    assert "region_not conditions need a country database: configure geoip.country_db" in problem
+    assert parse_policy(region, Capabilities(country_db=True)).uses_country
     assert not parse_policy(GOOD, NO_GEO).uses_geo
 
 

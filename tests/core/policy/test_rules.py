@@ -116,6 +116,33 @@ def test_xx_in_country_not_leaves_unknowns_alone() -> None:
     assert decide(any_known) == "sign_in"
 
 
+def test_a_region_holds_its_countries_and_never_an_unknown() -> None:
+    europe_only = ({"action": "deny", "region_not": [150]}, {"action": "allow"})
+    assert decide(*europe_only, country="SE") == "allow"
+    assert decide(*europe_only, country="US") == "deny"
+    assert decide(*europe_only) == "deny"  # unknown: in no region, so not in Europe
+    americas = {"action": "allow", "region": ["019", 154]}
+    assert decide(americas, country="BR") == "allow"
+    assert decide(americas, country="NO") == "allow"
+    assert decide(americas, country="DE") == "sign_in"
+    assert decide(americas) == "sign_in"
+    # With a country condition too, both must hold.
+    assert decide({"action": "deny", "region": [150], "country": ["DE"]}, country="FR") == "sign_in"
+    assert decide({"action": "deny", "region": [150], "country": ["DE"]}, country="DE") == "deny"
+
+
+def test_region_rules_keep_their_place_in_the_order() -> None:
+    rule_set = rules(
+        {"action": "pass", "country": "FR"},
+        {"action": "deny", "region": 150},
+        {"action": "allow", "region_not": "002"},
+    )
+    assert evaluate([rule_set], facts(country="FR")).outcome is Outcome.SIGN_IN
+    assert evaluate([rule_set], facts(country="IT")).outcome is Outcome.DENY
+    assert evaluate([rule_set], facts(country="JP")).outcome is Outcome.ALLOW
+    assert evaluate([rule_set], facts(country="KE")).outcome is Outcome.SIGN_IN
+
+
 def test_as0_names_an_unknown_asn() -> None:
     assert decide({"action": "deny", "asn": ["AS0"]}) == "deny"
     assert decide({"action": "deny", "asn": [0]}, asn=64500) == "sign_in"
@@ -198,6 +225,8 @@ def rule_specs(draw: st.DrawFn) -> dict[str, object]:
         ("method", ["GET", "POST", "PUT"]),
         ("country", ["DE", "FR", "XX"]),
         ("country_not", ["DE", "XX"]),
+        ("region", ["150", "154", "019"]),
+        ("region_not", ["155", "002"]),
         ("asn", [64500, 64501, 0]),
     ):
         if draw(st.booleans()) and draw(st.booleans()):
@@ -213,7 +242,7 @@ def rule_specs(draw: st.DrawFn) -> dict[str, object]:
             st.sampled_from(_IPS),
             st.sampled_from(_PATHS),
             st.sampled_from(["GET", "POST"]),
-            st.sampled_from([None, "DE", "FR", "SE", "XX"]),
+            st.sampled_from([None, "DE", "FR", "SE", "XX", "US", "KE"]),
             st.sampled_from([None, 64500, 64501, 64502]),
         ),
         min_size=1,
