@@ -26,7 +26,6 @@ from addons.outcome import after_error_answer, decision_of, refusal_of, resource
 from addons.runtime import Runtime, RuntimeSlot
 from core.accesslog import AccessWriter, RecentRefusals, Record, loggable_query
 from core.logs import iso_time
-from core.policy.model import Target
 
 log = logging.getLogger("warren.accesslog")
 
@@ -195,7 +194,7 @@ class AccessLog:
             "status": status,
             "reason": reason or None,
             "bytes": _body_bytes(request, response),
-            "upstream": _url(target) if target is not None else None,
+            "upstream": target.url if target is not None else None,
             "upstream_ms": (
                 _upstream_ms(flow) if target is not None and exchange.answered_by is None else None
             ),
@@ -209,11 +208,6 @@ class AccessLog:
 
 
 _FROM = {"peer": "peer", "x-forwarded-for": "trusted-proxy", "cf-connecting-ip": "trusted-proxy"}
-
-
-def _url(target: Target) -> str:
-    host = f"[{target.host}]" if ":" in target.host else target.host
-    return f"{target.scheme}://{host}:{target.port}"
 
 
 def _body_bytes(request: http.Request, response: http.Response | None) -> int | None:

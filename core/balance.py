@@ -83,7 +83,7 @@ def target_states(policy: Policy, upstreams: Upstreams) -> list[dict[str, object
         {
             "resource": name,
             "site": target.site,
-            "target": f"{target.scheme}://{target.host}:{target.port}",
+            "target": target.url,
             "checked": resource.model.health is not None,
             "state": upstreams.state(target_key(target)),
             "active": upstreams.active(target_key(target)),

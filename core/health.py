@@ -77,7 +77,7 @@ class HealthMonitor:
             address = self._resolve(target)
             up = address is not None and await probe(address, target, health)
             if up != was_up:
-                log.warning("target %s:%d is %s", target.host, target.port, "up" if up else "DOWN")
+                log.warning("target %s is %s", target.authority, "up" if up else "DOWN")
                 was_up = up
             self._upstreams.set_health(key, up)
             await asyncio.sleep(health.interval.total_seconds())

@@ -170,11 +170,39 @@ def _host(value: Any) -> str:
 type Host = Annotated[str, BeforeValidator(_host)]
 
 
+def _target_host(value: Any) -> str:
+    """A name as written, or an IP address in its one standard form: an IPv6 one with or without
+    the brackets URLs put around it (RFC 3986 §3.2.2), so `[fd00::5]`, `fd00:0::5` and `fd00::5`
+    are one target. A port belongs in `port`."""
+    if not isinstance(value, str) or not value.strip() or any(c in value for c in "/@ \t"):
+        raise ValueError(f"{value!r} is not a host name or an address like 10.0.0.5 or fd00::5")
+    text = value.strip()
+    bracketed = text.startswith("[") and text.endswith("]")
+    try:
+        return str(ip_address(text[1:-1] if bracketed else text))
+    except ValueError:
+        if bracketed or ":" in text:
+            raise ValueError(
+                f"{value!r} is neither a host name nor an IP address (the port goes in `port`)"
+            ) from None
+    return text
+
+
 class Target(Strict):
     site: Name | None = None
-    host: str
+    host: Annotated[str, BeforeValidator(_target_host)]
     port: int = Field(ge=1, le=65535)
     scheme: Literal["http", "https"] = "http"
+
+    @property
+    def authority(self) -> str:
+        """host:port as URLs and Host headers write it: an IPv6 address in brackets."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.authority}"
 
 
 class Health(Strict):

@@ -420,3 +420,16 @@ def test_the_portal_keeps_its_own_cookies(tmp_path: Path) -> None:
         jar = ("Cookie", "warren_portal=p; warren_csrf=c; warren_session=s; other=1")
         made = run(n.context, http_flow("auth.example", "/sign-in", headers=[jar]))
         assert made.request.headers["cookie"] == "warren_portal=p; warren_csrf=c; other=1"
+
+
+def test_an_ipv6_target_is_reached_and_health_checked(start_gateway: GatewayFactory) -> None:
+    with RawBackend(host="::1") as backend:
+        gateway = start_gateway(
+            "version: 1\nresources:\n  six:\n    host: six.test\n    auth: public\n"
+            f"    targets: [{{host: '[::1]', port: {backend.port}}}]\n"
+            "    health: {path: /healthz, interval: 1s}\n"
+        )
+        eventually(lambda: b"GET /healthz" in b"".join(backend.requests()))
+        tag = marker()
+        assert gateway.get("six.test", f"/{tag}").status_code == 200
+        assert f"GET /{tag} HTTP/1.1".encode() in backend.wait_for(tag.encode())

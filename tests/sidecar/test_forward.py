@@ -29,8 +29,8 @@ async def greet(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
     writer.close()
 
 
-async def serving(handler: Echo) -> tuple[asyncio.Server, int]:
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+async def serving(handler: Echo, host: str = "127.0.0.1") -> tuple[asyncio.Server, int]:
+    server = await asyncio.start_server(handler, host, 0)
     return server, server.sockets[0].getsockname()[1]
 
 
@@ -38,10 +38,12 @@ def run[T](work: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(asyncio.wait_for(work(), 30))
 
 
-async def forwarding(target_port: int, protocol: str = "tcp") -> tuple[Forwarders, int]:
+async def forwarding(
+    target_port: int, protocol: str = "tcp", target_host: str = "127.0.0.1"
+) -> tuple[Forwarders, int]:
     forwarders = Forwarders()
     port = free_port(socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM)
-    forward = Forward(protocol, "127.0.0.1", target_port, port)  # type: ignore[arg-type]
+    forward = Forward(protocol, target_host, target_port, port)  # type: ignore[arg-type]
     await forwarders.reconcile("127.0.0.1", None, None, [forward])
     return forwarders, port
 
@@ -140,6 +142,33 @@ def test_udp_keeps_a_session_per_client() -> None:
         return replies
 
     assert run(work) == [b"echo:c0", b"echo:c1", b"echo:c2"]
+
+
+def test_a_site_reaches_ipv6_targets_over_tcp_and_udp() -> None:
+    # The tunnel's own addresses are IPv4; what the agent connects to on the site may be IPv6.
+    async def work() -> tuple[bytes, bytes]:
+        loop = asyncio.get_running_loop()
+        server, tcp_port = await serving(echo, "::1")
+        udp, _ = await loop.create_datagram_endpoint(_UdpEcho, local_addr=("::1", 0))
+        tcp_forwarders, tcp = await forwarding(tcp_port, "tcp", "::1")
+        udp_forwarders, udp_port = await forwarding(udp.get_extra_info("sockname")[1], "udp", "::1")
+        reader, writer = await asyncio.open_connection("127.0.0.1", tcp)
+        writer.write(b"six")
+        writer.write_eof()
+        over_tcp = await reader.read(-1)
+        writer.close()
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.setblocking(False)
+        await loop.sock_sendto(client, b"six", ("127.0.0.1", udp_port))
+        over_udp = (await loop.sock_recvfrom(client, 100))[0]
+        client.close()
+        for forwarders in (tcp_forwarders, udp_forwarders):
+            forwarders.close()
+        server.close()
+        udp.close()
+        return over_tcp, over_udp
+
+    assert run(work) == (b"six", b"echo:six")
 
 
 def test_reconcile_adds_and_removes_listeners() -> None:

@@ -36,9 +36,10 @@ class Malformed(Exception):
 
 
 class RawBackend:
-    def __init__(self, upgrade: bool = False) -> None:
+    def __init__(self, upgrade: bool = False, host: str = "127.0.0.1") -> None:
         self.upgrade = upgrade
-        self._server = socket.create_server(("127.0.0.1", 0))
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._server = socket.create_server((host, 0), family=family)
         self._server.settimeout(0.1)
         self.port: int = self._server.getsockname()[1]
         self._lock = threading.Lock()

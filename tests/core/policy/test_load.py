@@ -125,12 +125,33 @@ def test_geo_conditions_need_a_database() -> None:
         ("auth: public", "auth: everyone", "auth: Input should be 'public'"),
         ("[127.0.0.1/32, cloudflare]", "[localhost]", "'localhost' is not an IP network"),
         ("cidr: [203.0.113.0/24]", "cidr: []", "an empty list matches nothing"),
+        ("host: 127.0.0.1, port: 3001", "host: '127.0.0.1:3001', port: 3001", "the port goes in"),
+        ("host: 127.0.0.1, port: 3001", "host: '[wiki]', port: 3001", "nor an IP address"),
+        ("host: 127.0.0.1, port: 3001", "host: 'http://wiki', port: 3001", "is not a host name"),
     ],
 )
 def test_field_errors(fragment: str, replacement: str, message: str) -> None:
     assert fragment in GOOD
     found = problems(GOOD.replace(fragment, replacement))
     assert any(message in problem for problem in found), found
+
+
+@pytest.mark.parametrize(
+    ("written", "host", "url"),
+    [
+        ("fd00::5", "fd00::5", "http://[fd00::5]:3001"),
+        ("'[fd00:0:0::5]'", "fd00::5", "http://[fd00::5]:3001"),
+        ("'[::1]'", "::1", "http://[::1]:3001"),
+        ("10.0.0.5", "10.0.0.5", "http://10.0.0.5:3001"),
+        ("app_1.internal", "app_1.internal", "http://app_1.internal:3001"),  # as Docker names it
+    ],
+)
+def test_a_target_host_is_a_name_or_an_address_in_one_form(
+    written: str, host: str, url: str
+) -> None:
+    text = GOOD.replace("host: 127.0.0.1, port: 3001", f"host: {written}, port: 3001")
+    (target,) = parse_policy(text, NO_GEO).resources["wiki"].targets
+    assert (target.host, target.url) == (host, url)
 
 
 def test_not_yaml_and_not_a_mapping() -> None:
