@@ -99,6 +99,12 @@ def countries(region: str) -> frozenset[str]:
     return frozenset(found)
 
 
+def regions_of(country: str) -> tuple[str, ...]:
+    """The regions that hold the country, smallest first: SE is in 154, 150 and 001."""
+    holding = [code for code in CONTAINS if country in countries(code)]
+    return tuple(sorted(holding, key=lambda code: (len(countries(code)), code)))
+
+
 def countries_in(regions: Iterable[str]) -> frozenset[str]:
     return frozenset().union(*(countries(region) for region in regions))
 

@@ -252,10 +252,13 @@ def open_service(
 
 
 def located_dict(address: str, located: "Located", note: str | None) -> dict[str, object]:
+    from core.regions import regions_of
+
     return {
         "address": address,
         "country": located.country,
         "country_database": str(located.country_from.path) if located.country_from else None,
+        "regions": list(regions_of(located.country)) if located.country else [],
         "asn": located.asn,
         "asn_organization": located.asn_organization,
         "asn_database": str(located.asn_from.path) if located.asn_from else None,

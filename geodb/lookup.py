@@ -10,6 +10,7 @@ from ipaddress import ip_network
 from typing import NamedTuple
 
 from core.ipsets import IPAddress, IpSet
+from core.regions import NAMES, regions_of
 from geodb.database import Database
 
 
@@ -82,7 +83,10 @@ class Lookup:
         if located.asn_from is not None:
             organization = f" {located.asn_organization}" if located.asn_organization else ""
             asn = f"AS{located.asn}{organization} from {located.asn_from.description}"
-        return [f"country   {country}", f"asn       {asn}"]
+        lines = [f"country   {country}"]
+        if located.country is not None and (held := regions_of(located.country)):
+            lines.append("region    " + ", ".join(f"{code} {NAMES[code]}" for code in held))
+        return [*lines, f"asn       {asn}"]
 
 
 def _first_country(databases: tuple[Database, ...], ip: IPAddress) -> str | None:

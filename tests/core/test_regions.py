@@ -53,6 +53,13 @@ def test_a_region_holds_its_sub_regions_countries() -> None:
     assert "XX" not in world
 
 
+def test_the_regions_of_a_country_smallest_first() -> None:
+    assert regions.regions_of("SE") == ("154", "150", "001")
+    assert regions.regions_of("BR") == ("005", "419", "019", "001")
+    assert regions.regions_of("XX") == ()
+    assert regions.regions_of("AQ") == ()
+
+
 @pytest.mark.parametrize(
     ("written", "code"), [(150, "150"), ("150", "150"), (21, "021"), ("021", "021"), (9, "009")]
 )

@@ -22,13 +22,15 @@ def test_lookup_says_what_and_which_database(tmp_path: Path) -> None:
     lines = result.output.splitlines()
     assert lines[0] == "address   89.160.20.112"
     assert lines[1].startswith(f"country   SE from {COUNTRY} (GeoLite2-Country, built ")
-    assert lines[2].startswith(f"asn       AS29518 Bredband2 AB from {ASN} (GeoLite2-ASN, built ")
+    assert lines[2] == "region    154 Northern Europe, 150 Europe, 001 World"
+    assert lines[3].startswith(f"asn       AS29518 Bredband2 AB from {ASN} (GeoLite2-ASN, built ")
     mapped = runner.invoke(
         app, ["geodb", "lookup", "::ffff:81.2.69.142", "-c", str(config), "--json"]
     )
     answer = json.loads(mapped.output)
     assert (answer["address"], answer["country"], answer["asn"]) == ("81.2.69.142", "GB", None)
     assert answer["country_database"] == str(geoip_file(COUNTRY))
+    assert answer["regions"] == ["154", "150", "001"]
 
 
 def test_lookup_of_a_private_address_explains_why_it_is_unknown(tmp_path: Path) -> None:
@@ -37,6 +39,7 @@ def test_lookup_of_a_private_address_explains_why_it_is_unknown(tmp_path: Path) 
     )
     assert result.exit_code == 0
     assert f"country   unknown (in none of: {COUNTRY})" in result.output
+    assert "region" not in result.output  # an unknown country is in no region
     assert "asn       - (no ASN database)" in result.output
     assert (
         "note      a carrier-grade NAT address (RFC 6598): public databases hold none"
