@@ -2,6 +2,7 @@
 and which routes `warren check` refuses."""
 
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -19,7 +20,7 @@ TARGET = {"host": "127.0.0.1", "port": 1}
 
 
 def table(*paths: str) -> RouteTable:
-    return RouteTable("r", tuple(Route(path=p, targets=(TARGET,)) for p in paths))  # type: ignore[arg-type]
+    return RouteTable("r", tuple(Route(path=p, targets=(TARGET,)) for p in paths))
 
 
 def chosen(routes: RouteTable, path: str) -> str | None:
@@ -223,3 +224,26 @@ def test_explain_answers_404_for_a_path_no_route_serves_without_targets() -> Non
     result = explain(compiled, "app.test", "/other", "127.0.0.1", "GET")
     assert (result.status, result.http_status) == ("not-found", 404)
     assert result.summary.startswith("no route of app serves /other")
+
+
+def test_the_command_line_prints_the_route_and_the_rewritten_path(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from core.cli import app
+
+    written = tmp_path / "policy.yaml"
+    written.write_text(REWRITING)
+    args = [
+        "explain",
+        str(written),
+        "--host",
+        "app.test",
+        "--path",
+        "/x/panel",
+        "--ip",
+        "127.0.0.1",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "route     resources.app.routes[0] (/x/*)\n" in result.output
+    assert "target    gets /admin/panel (the route's rewrite)\n" in result.output
