@@ -13,6 +13,7 @@ from core.auth.identity import Identity
 from core.clientip import ClientAddress
 from core.policy.compiled import CompiledResource, Policy
 from core.policy.model import Target
+from core.policy.routes import CompiledRoute
 from core.policy.rules import Verdict
 
 _KEY = "warren"
@@ -34,6 +35,7 @@ class Exchange:
     _verdict: Verdict | None = None  # addons.rules
     identity: Identity | None = None  # proved by a session, share link, password or basic auth
     user: str | None = None  # identity.subject for people and share links; per-user rate limits
+    route: CompiledRoute | None = None  # addons.upstream: the resource's route for the path
     target: Target | None = None  # addons.upstream: where the request goes
     routed: bool = False  # counted in by the balancer, not yet counted out
     relayed_by: str | None = None  # addons.relay: the node that decided it; nothing to decide

@@ -47,7 +47,8 @@ def relay_route(exchange: Exchange, preferred: Target | None) -> tuple[Target, N
     peers = runtime.peers
     if peers is None:
         return None
-    targets = exchange.resource.targets
+    route = exchange.route
+    targets = exchange.resource.targets if route is None else route.targets
     for target in (preferred, *targets) if preferred is not None else targets:
         if target.site is None or runtime.sites.resolve(target) is not None:
             continue
@@ -137,7 +138,7 @@ class Relayed:
             )
         except TokenError as error:
             return str(error)
-        for target in resource.targets:
+        for target in resource.every_target:
             if (target.site, target.host, target.port) == named:
                 return sender, target
         return sender, None

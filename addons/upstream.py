@@ -1,4 +1,5 @@
-"""Where to: a healthy target of the resource; the request is pointed at it with clean headers."""
+"""Where to: the resource's route for the path (core.policy.routes), a healthy target of it; the
+request is pointed at it with clean headers and the route's rewritten path."""
 
 import logging
 from urllib.parse import unquote_plus
@@ -19,19 +20,26 @@ from core.cluster.records import NodeRecord
 from core.headers import Field, is_websocket_upgrade
 from core.paths import split_target
 from core.policy.model import Target
+from core.policy.routes import CompiledRoute
 
 log = logging.getLogger("warren.gateway")
 
 
 class Upstream:
     def requestheaders(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
-        runtime = exchange.runtime
+        runtime, resource = exchange.runtime, exchange.resource
+        exchange.route = resource.routes.choose(exchange.match_path) if resource.routes else None
+        if exchange.route is None and not resource.targets:
+            refuse(flow, 404, reason=f"no route of {resource.name} serves {exchange.path[:100]}")
+            return
         route = _route(exchange)
         if isinstance(route, str):
             refuse(flow, 503, reason=route)
             return
         target, where = route
         _rewrite_headers(flow, exchange, runtime.signin)
+        if exchange.route is not None and exchange.route.rewrite is not None:
+            _rewrite_path(flow.request, exchange.route)
         if isinstance(where, NodeRecord):
             point_at_node(flow, exchange, target, where)
         else:
@@ -65,7 +73,7 @@ def _route(exchange: Exchange) -> tuple[Target, tuple[str, int] | NodeRecord] | 
     is reached through the site's tunnel (core.sites); when no target can be reached from here,
     through another node that has the site online (addons.relay)."""
     runtime, resource = exchange.runtime, exchange.resource
-    target = runtime.upstreams.pick(resource, exchange.client.ip)
+    target = runtime.upstreams.pick(resource, exchange.client.ip, exchange.route)
     address = None if target is None else runtime.sites.resolve(target)
     if target is not None and address is not None:
         return target, address
@@ -75,6 +83,13 @@ def _route(exchange: Exchange) -> tuple[Target, tuple[str, int] | NodeRecord] | 
     if target is None:
         return f"no healthy target for {resource.name}"
     return f"site {target.site} of {resource.name} is offline"
+
+
+def _rewrite_path(request: http.Request, route: CompiledRoute) -> None:
+    """The target gets the route's rewrite of the canonical path; the query passes byte for
+    byte. Rules and sign-in decided on the client's path before this (docs/configuration.md)."""
+    path, query = split_target(request.path)
+    request.path = route.forwarded(path) + query
 
 
 def _finished(exchange: Exchange) -> None:

@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-SUITES = ["gateway", "tls", "geo", "ratelimit", "auth", "tunnel", "cluster"]
+SUITES = ["gateway", "tls", "geo", "ratelimit", "auth", "routes", "tunnel", "cluster"]
 
 
 def main() -> int:

@@ -16,7 +16,6 @@
 
 import asyncio
 import functools
-import os
 import shutil
 import statistics
 import time
@@ -134,12 +133,6 @@ def _redis() -> Iterator[str | None]:
         processes.stop(process)
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User and system time the process has used, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 WAYS = ("session", "oidc", "bearer")  # the candidates, each against the public resource
 
 
@@ -157,9 +150,9 @@ def _compare(name: str, storage: str, backend_port: int, quick: bool) -> dict[st
     with common.running(args, port, base / "gateway.log") as gateway:
 
         def measure(label: str, host: str, sent: tuple[str, ...]) -> float:
-            before = _cpu_seconds(gateway.pid)
+            before = common.cpu_seconds(gateway.pid)
             load = common.wrk(port, host, "/bench", seconds=seconds, headers=sent)
-            used = _cpu_seconds(gateway.pid) - before
+            used = common.cpu_seconds(gateway.pid) - before
             if load.non_2xx or load.socket_errors:
                 raise RuntimeError(f"{label} failed requests during the benchmark: {load}")
             cpu[label].append(used / max(1, load.requests) * 1e6)

@@ -172,6 +172,12 @@ def public_resource_policy(
     return "\n".join(lines) + "\n"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system time the process has used, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def workdir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"warren-bench-{prefix}-"))
 

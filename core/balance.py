@@ -10,6 +10,7 @@ from collections import defaultdict
 from core.ipsets import IPAddress
 from core.policy.compiled import CompiledResource, Policy
 from core.policy.model import Target
+from core.policy.routes import CompiledRoute
 
 type TargetKey = tuple[str | None, str, str, int]  # site, scheme, host, port
 
@@ -26,8 +27,11 @@ class Upstreams:
         self._active: defaultdict[TargetKey, int] = defaultdict(int)
         self._turn: defaultdict[str, int] = defaultdict(int)
 
-    def pick(self, resource: CompiledResource, client: IPAddress) -> Target | None:
-        targets = resource.targets
+    def pick(
+        self, resource: CompiledResource, client: IPAddress, route: CompiledRoute | None = None
+    ) -> Target | None:
+        """One of the route's targets (without a route, the resource's), by its `balance`."""
+        targets = resource.targets if route is None else route.targets
         if len(targets) == 1 and not self._out:
             return targets[0]
         healthy = [t for t in targets if target_key(t) not in self._out]
@@ -38,8 +42,9 @@ class Upstreams:
             return min(healthy, key=lambda t: self._active[target_key(t)])
         if strategy == "sticky":
             return max(healthy, key=lambda t: _affinity(client, t))
-        turn = self._turn[resource.name]
-        self._turn[resource.name] = turn + 1
+        turns = resource.name if route is None else route.key
+        turn = self._turn[turns]
+        self._turn[turns] = turn + 1
         return healthy[turn % len(healthy)]
 
     def started(self, key: TargetKey) -> None:
@@ -89,7 +94,7 @@ def target_states(policy: Policy, upstreams: Upstreams) -> list[dict[str, object
             "active": upstreams.active(target_key(target)),
         }
         for name, resource in sorted(policy.resources.items())
-        for target in resource.targets
+        for target in resource.every_target
     ]
 
 

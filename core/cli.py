@@ -193,6 +193,10 @@ def explain(
         typer.echo(f"path      {result.path} (canonical)")
     if result.rule:
         typer.echo(f"rule      {result.rule}  {result.rule_text}")
+    if result.route:
+        typer.echo(f"route     {result.route}")
+    if result.target_path:
+        typer.echo(f"target    gets {result.target_path} (the route's rewrite)")
     for note in result.notes:
         typer.echo(f"note      {note}")
     for limit in result.rate_limits:

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from core.ipsets import parse_address
-from core.paths import AmbiguousPath, canonicalize, split_target
+from core.paths import AmbiguousPath, CanonicalPath, canonicalize, split_target
 from core.policy.compiled import CompiledResource, Policy
 from core.policy.model import UNKNOWN_ASN, UNKNOWN_COUNTRY, Rule
 from core.policy.rules import CompiledRule, Facts, Outcome, RuleRef
@@ -26,6 +26,8 @@ class Explanation:
     country: str | None = None  # what the rules saw; None is unknown
     asn: int | None = None
     rate_limits: tuple[str, ...] = field(default=())  # those the request counts against
+    route: str | None = None  # the route chosen (core.policy.routes), where it is written
+    target_path: str | None = None  # what the target receives, when a route rewrites it
 
     def as_dict(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -65,7 +67,14 @@ def explain(
     if verdict.outcome is Outcome.DENY:
         return found("deny", 403, f"denied by {rule}: the gateway answers 403")
     limits = applicable_limits(resource, canonical.match, method.upper(), client)
-    found = partial(found, rate_limits=limits)
+    found = partial(found, rate_limits=limits, **_route_fields(resource, canonical))
+    if resource.routes and resource.routes.choose(canonical.match) is None and not resource.targets:
+        return found(
+            "not-found",
+            404,
+            f"no route of {resource.name} serves {canonical.path}: the "
+            "gateway answers 404 (once the rules and sign-in let the request through)",
+        )
     if verdict.outcome is Outcome.ALLOW:
         return found("forward", None, f"allowed by {rule} without sign-in")
     why = f"{rule} passes to sign-in" if rule else "no rule matched"
@@ -84,6 +93,19 @@ def explain(
         ]
         needs += "".join(f", or {text}" for text, offered in alternatives if offered)
     return found("sign-in", None, f"{why}; sign-in required ({needs})")
+
+
+def _route_fields(resource: CompiledResource, canonical: CanonicalPath) -> dict[str, str | None]:
+    """The route the request goes by (after the rules, on the client's path) and, when it
+    rewrites, the path its target gets."""
+    route = resource.routes.choose(canonical.match) if resource.routes else None
+    if route is None:
+        return {}
+    rewritten = route.forwarded(canonical.path)
+    return {
+        "route": f"{route.key} ({route.pattern.source})",
+        "target_path": rewritten if rewritten != canonical.path else None,
+    }
 
 
 def rule_text(rule: Rule) -> str:

@@ -53,7 +53,7 @@ class HealthMonitor:
         for resource in policy.resources.values():
             if resource.model.health is None or resource.model.protocol != "http":
                 continue
-            for target in resource.targets:
+            for target in resource.every_target:
                 wanted.setdefault(target_key(target), (target, resource.model.health))
         for key in list(self._tasks):
             health, task = self._tasks[key]

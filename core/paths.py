@@ -249,3 +249,25 @@ def ancestors(match_path: str) -> list[str]:
     if stripped and stripped != keys[-1]:
         keys.append(stripped)
     return keys
+
+
+def literal_prefix(pattern: PathPattern) -> str:
+    """The literal text every path the pattern matches starts with: for an exact pattern the
+    path, for a subtree its directory, for a glob what comes before its first wildcard."""
+    if pattern.kind != "glob":
+        return pattern.key
+    return _parts(pattern.source)[1][0]
+
+
+def literal_path(value: str) -> str:
+    """A path with no wildcard, in canonical form, that is not the root and does not end in "/"
+    (a route's strip_prefix or add_prefix: it stands for whole segments)."""
+    if "*" in value or "?" in value or ";" in value:
+        raise ValueError(f"{value!r} is a literal path: no wildcards, no ';'")
+    try:
+        canonical = canonicalize(value).path
+    except AmbiguousPath as error:
+        raise ValueError(f"{value!r} is not a path: {error}") from None
+    if canonical == "/" or canonical.endswith("/"):
+        raise ValueError(f"{value!r} must name a directory like /api, without a trailing '/'")
+    return canonical

@@ -59,7 +59,7 @@ def wanted_forwards(model: PolicyFile, site: str) -> frozenset[ForwardKey]:
     return frozenset(
         (forward_protocol(resource), target.host, target.port)
         for resource in model.resources.values()
-        for target in resource.targets
+        for target in resource.every_target()
         if target.site == site
     )
 
@@ -131,7 +131,7 @@ class SiteTable:
         reachable: dict[TargetKey, bool] = {}
         for resource in policy.resources.values():
             protocol = forward_protocol(resource.model)
-            for target in resource.targets:
+            for target in resource.every_target:
                 if target.site is not None:
                     key = target_key(target)
                     found = table.resolve(target, protocol) is not None

@@ -123,7 +123,7 @@ def _resources(policy: Policy, states: dict[TargetOf, dict[str, Any]]) -> list[d
     for name, resource in sorted(policy.resources.items()):
         model = resource.model
         targets = []
-        for target in model.targets:
+        for target in model.every_target():
             url = f"{target.scheme}://{target.host}:{target.port}"
             state = states.get((name, target.site, url))
             targets.append({"url": url, "site": target.site, "state": state})

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 from core.cloudflare import KNOWN, node_ranges
 from core.ipsets import IPNetwork
 from core.policy.limitchecks import rate_limit_problems
-from core.policy.model import GEO_CONDITIONS, PolicyFile, Rule
+from core.policy.model import GEO_CONDITIONS, PolicyFile, Rule, Target
+from core.policy.routes import RouteTable
 from core.problems import Loc, Problem
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ def check_policy(model: PolicyFile, capabilities: Capabilities) -> list[Problem]
         *_duplicate_ports(model),
         *_node_port_collisions(model, capabilities),
         *_unknown_sites(model),
+        *_shadowed_routes(model),
         *_raw_resources(model),
         *_geo_conditions(model, capabilities),
         *rate_limit_problems(model),
@@ -128,12 +130,26 @@ def _overlap(host: str, other: str) -> bool:
 
 def _unknown_sites(model: PolicyFile) -> Iterator[Problem]:
     for name, resource in model.resources.items():
-        for index, target in enumerate(resource.targets):
-            if target.site is not None and target.site not in model.sites:
-                yield Problem(
-                    ("resources", name, "targets", index, "site"),
-                    f"no site named {target.site!r} under sites",
-                )
+        lists: list[tuple[Loc, tuple[Target, ...]]] = [(("targets",), resource.targets)]
+        lists += [(("routes", i, "targets"), r.targets) for i, r in enumerate(resource.routes)]
+        for loc, targets in lists:
+            for index, target in enumerate(targets):
+                if target.site is not None and target.site not in model.sites:
+                    yield Problem(
+                        ("resources", name, *loc, index, "site"),
+                        f"no site named {target.site!r} under sites",
+                    )
+
+
+def _shadowed_routes(model: PolicyFile) -> Iterator[Problem]:
+    """A route the table would never choose (core.policy.routes) is a mistake, not a fallback."""
+    for name, resource in model.resources.items():
+        for route, winner in RouteTable(name, resource.routes).shadowed():
+            yield Problem(
+                ("resources", name, "routes", route.index, "path"),
+                f"{route.pattern.source} can never match: routes[{winner.index}] "
+                f"({winner.pattern.source}) is the same path pattern and always wins",
+            )
 
 
 def _raw_resources(model: PolicyFile) -> Iterator[Problem]:

@@ -14,6 +14,7 @@ from core.headers import HeaderNames
 from core.hosts import HostTable
 from core.ipsets import IPNetwork
 from core.policy.model import PolicyFile, Resource, ResourceAuth, Target
+from core.policy.routes import RouteTable
 from core.policy.rules import Facts, RuleSet, Verdict, evaluate
 from core.ratelimit.compiled import GLOBAL_SCOPE, CompiledLimit, compile_limits
 
@@ -29,10 +30,16 @@ class CompiledResource:
     # auth.client_ca read (core.policy.load); None without one, or when compiled from a model
     # alone, which then signs no certificate in (fail closed).
     client_ca: ClientCa | None = None
+    routes: RouteTable = field(default_factory=lambda: RouteTable("routes", ()))
 
     @property
     def targets(self) -> tuple[Target, ...]:
+        """For the paths no route matches (all of them, without routes)."""
         return self.model.targets
+
+    @property
+    def every_target(self) -> tuple[Target, ...]:
+        return self.model.every_target()
 
     @property
     def public(self) -> bool:
@@ -96,6 +103,7 @@ def compile_policy(
             (global_limits if resource.protocol == "http" else ())
             + compile_limits(f"resources.{name}.rate_limits", name, resource.rate_limits),
             client_cas.get(name),
+            RouteTable(f"resources.{name}.routes", resource.routes),
         )
         for name, resource in model.resources.items()
     }

@@ -29,6 +29,7 @@ from core.fields import (
 )
 from core.forwarding import DEFAULT_STRIP
 from core.headers import valid_pattern
+from core.paths import literal_path
 from core.ratelimit.spec import RateLimit
 from core.regions import parse_region
 
@@ -211,6 +212,40 @@ class Health(Strict):
     timeout: Duration = timedelta(seconds=2)
 
 
+class Rewrite(Strict):
+    """What the target gets instead of the client's path: `strip_prefix` removed (whole
+    segments), then `add_prefix` put in front. Rules never see the result: they decided on the
+    client's path (docs/configuration.md, "Routes")."""
+
+    strip_prefix: Annotated[str, AfterValidator(literal_path)] | None = None
+    add_prefix: Annotated[str, AfterValidator(literal_path)] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if self.strip_prefix is None and self.add_prefix is None:
+            raise ValueError("a rewrite needs strip_prefix, add_prefix or both")
+        return self
+
+
+class Route(Strict):
+    """Targets for the paths `path` matches (core.policy.routes decides which route wins)."""
+
+    path: Pattern
+    targets: Annotated[tuple[Target, ...], AfterValidator(non_empty)]
+    rewrite: Rewrite | None = None
+
+    @model_validator(mode="after")
+    def _strip_covers_path(self) -> Self:
+        strip = self.rewrite.strip_prefix if self.rewrite is not None else None
+        key = self.path.key or "/"
+        if strip is not None and key != strip and not key.startswith(strip + "/"):
+            raise ValueError(
+                f"strip_prefix {strip} is not a leading part of every path {self.path.source} "
+                "matches"
+            )
+        return self
+
+
 def _argon2id_hash(value: str) -> str:
     if not value.startswith("$argon2id$"):
         raise ValueError("must be an argon2id hash from `warren hash`, never the secret itself")
@@ -288,7 +323,8 @@ class Resource(Strict):
     host: ListOf[Host] | None = None
     protocol: Literal["http", "tcp", "udp"] = "http"
     port: int | None = Field(default=None, ge=1, le=65535)
-    targets: Annotated[tuple[Target, ...], AfterValidator(non_empty)]
+    targets: tuple[Target, ...] = ()  # with routes: for the paths no route matches
+    routes: tuple[Route, ...] = ()
     balance: Literal["round_robin", "least_conn", "sticky"] = "round_robin"
     health: Health | None = None
     auth: Literal["public"] | ResourceAuth | None = None
@@ -296,8 +332,18 @@ class Resource(Strict):
     rate_limits: tuple[RateLimit, ...] = ()
     timeouts: Timeouts = Timeouts()
 
+    def every_target(self) -> tuple[Target, ...]:
+        """The resource's targets and its routes', each once: what is health-checked and
+        carried by a site."""
+        every = (*self.targets, *(t for route in self.routes for t in route.targets))
+        return tuple(dict.fromkeys(every))
+
     @model_validator(mode="after")
     def _protocol_fields(self) -> Self:
+        if not self.targets and not self.routes:
+            raise ValueError("a resource needs targets (an http resource: targets or routes)")
+        if self.routes and self.protocol != "http":
+            raise ValueError(f"routes are by path; a {self.protocol} resource has none")
         if self.protocol == "http":
             if self.host is None:
                 raise ValueError("an http resource needs a host")

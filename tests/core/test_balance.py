@@ -93,3 +93,28 @@ resources:
         {"resource": "nas", "site": "home", "target": "http://127.0.0.1:5000", "checked": False,
          "state": "unroutable", "active": 0},
     ]  # fmt: skip
+
+
+def test_a_route_balances_its_own_targets_with_its_own_turn() -> None:
+    policy = parse_policy(
+        """
+version: 1
+resources:
+  app:
+    host: app.example
+    targets: [{host: 127.0.0.1, port: 1}, {host: 127.0.0.1, port: 2}]
+    routes:
+      - {path: "/api/*", targets: [{host: 127.0.0.1, port: 7}, {host: 127.0.0.1, port: 8}]}
+""",
+        Capabilities(),
+    )
+    app = policy.resources["app"]
+    route = app.routes.choose("/api/x")
+    assert route is not None
+    upstreams = Upstreams()
+    picks = [port(upstreams.pick(app, CLIENT, route)) for _ in range(3)]
+    assert [*picks, port(upstreams.pick(app, CLIENT))] == [7, 8, 7, 1]
+    upstreams.set_health(target_key(route.targets[0]), False)
+    assert {port(upstreams.pick(app, CLIENT, route)) for _ in range(3)} == {8}
+    listed = [state["target"] for state in target_states(policy, upstreams)]
+    assert listed == [f"http://127.0.0.1:{n}" for n in (1, 2, 7, 8)]

@@ -62,7 +62,10 @@ def test_check_settings_also_checks_their_policy(tmp_path: Path) -> None:
     settings = write(tmp_path, "warren.yaml", "policy_file: policy.yaml\n")
     result = runner.invoke(app, ["check", str(settings)])
     assert result.exit_code == 1
-    assert "resources.x.targets: Field required" in result.output
+    assert (
+        "resources.x: a resource needs targets (an http resource: targets or routes)"
+        in result.output
+    )
 
 
 def test_explain(tmp_path: Path) -> None:
@@ -100,7 +103,10 @@ def test_the_installed_command_has_every_component(tmp_path: Path) -> None:
     bad = write(tmp_path, "policy.yaml", "version: 1\nresources: {x: {host: a.example}}\n")
     result = subprocess.run([str(warren), "check", str(bad)], capture_output=True, text=True)
     assert result.returncode == 1
-    assert "resources.x.targets: Field required" in result.stderr
+    assert (
+        "resources.x: a resource needs targets (an http resource: targets or routes)"
+        in result.stderr
+    )
 
 
 GEO_POLICY = """\

@@ -102,3 +102,27 @@ def test_the_monitor_takes_a_failing_target_out_and_puts_it_back() -> None:
             server.close()
 
     asyncio.run(scenario())
+
+
+def test_the_monitor_checks_the_targets_of_routes_too() -> None:
+    async def scenario() -> None:
+        refused = free_port()
+        policy = parse_policy(
+            "version: 1\nresources:\n  app:\n    host: app.example\n"
+            "    routes:\n"
+            f"      - {{path: /api/*, targets: [{{host: 127.0.0.1, port: {refused}}}]}}\n"
+            "    health: {path: /up, interval: 50ms, timeout: 500ms}\n",
+            Capabilities(),
+        )
+        key = target_key(policy.resources["app"].every_target[0])
+        upstreams = Upstreams()
+        monitor = HealthMonitor(upstreams)
+        monitor.update(policy)
+        try:
+            async with asyncio.timeout(10):
+                while upstreams.is_up(key):
+                    await asyncio.sleep(0.02)
+        finally:
+            monitor.stop()
+
+    asyncio.run(scenario())

@@ -39,6 +39,16 @@ resources:
 """
 
 
+def test_a_site_carries_the_targets_of_routes_too() -> None:
+    text = POLICY.replace(
+        "      - {host: 192.0.2.1, port: 80}\n",
+        "      - {host: 192.0.2.1, port: 80}\n"
+        "    routes: [{path: /api/*, targets: [{site: office, host: 10.0.0.6, port: 81}]}]\n",
+    )
+    model = parse_policy(text, Capabilities()).model
+    assert wanted_forwards(model, "office") == {("tcp", "10.0.0.5", 3000), ("tcp", "10.0.0.6", 81)}
+
+
 def test_the_policy_says_what_each_site_carries() -> None:
     model = parse_policy(POLICY, Capabilities()).model
     assert wanted_forwards(model, "home") == {

@@ -1,0 +1,96 @@
+"""A resource's routes: which one serves a path, and the path its target gets.
+
+Routes match the canonical match path (core.paths) with the rules' own patterns: exact
+(`/login`), subtree (`/api/*`: `/api`, `/api/` and everything below) and glob (`/api/v*/x`).
+The most specific route that matches wins, whatever the order they are written in:
+
+1. an exact route, then
+2. the longest literal prefix (the text before the first wildcard; a subtree's directory), then
+3. at an equal prefix, a subtree before a glob, then
+4. the route written first.
+
+The rules and sign-in have decided on the client's path before a route is chosen; a rewrite
+changes only what the target receives (docs/configuration.md, "Routes").
+"""
+
+from dataclasses import dataclass
+
+from core.paths import PathPattern, literal_prefix
+from core.policy.model import Rewrite, Route, Target
+
+type Specificity = tuple[int, int, int]
+
+
+def specificity(pattern: PathPattern) -> Specificity:
+    """Larger is more specific: (exact?, length of the literal prefix, subtree over glob)."""
+    return (int(pattern.kind == "exact"), len(literal_prefix(pattern)), int(pattern.kind != "glob"))
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRoute:
+    key: str  # "resources.NAME.routes[i]": where it is written; the balancer's turn per route
+    index: int
+    pattern: PathPattern
+    targets: tuple[Target, ...]
+    rewrite: Rewrite | None
+
+    def forwarded(self, path: str) -> str:
+        """The canonical path the target receives for `path` (the client's canonical path)."""
+        return path if self.rewrite is None else rewritten(path, self.rewrite)
+
+
+class RouteTable:
+    """A resource's routes, most specific first; a lookup takes the first that matches."""
+
+    __slots__ = ("_ordered", "routes")
+
+    def __init__(self, scope: str, routes: tuple[Route, ...]) -> None:
+        self.routes = tuple(
+            CompiledRoute(f"{scope}[{i}]", i, r.path, r.targets, r.rewrite)
+            for i, r in enumerate(routes)
+        )
+        # sorted() is stable, so at equal specificity the route written first stays first.
+        self._ordered = sorted(self.routes, key=lambda r: specificity(r.pattern), reverse=True)
+
+    def __bool__(self) -> bool:
+        return bool(self.routes)
+
+    def choose(self, match_path: str) -> CompiledRoute | None:
+        for route in self._ordered:
+            if route.pattern.matches(match_path):
+                return route
+        return None
+
+    def shadowed(self) -> list[tuple[CompiledRoute, CompiledRoute]]:
+        """(route, the earlier route that always wins over it) for every route with the same
+        pattern, after canonical form, as an earlier one (`/api/*` and `/api/**` are one
+        subtree): the first always wins, the second is never chosen. Other overlaps leave each
+        route paths of its own (an exact path; a subtree's directory itself), except between
+        globs, which are not compared: two globs with the same prefix go in written order."""
+        first: dict[tuple[str, str], CompiledRoute] = {}
+        found = []
+        for route in self.routes:
+            pattern = route.pattern
+            same = (pattern.kind, pattern.source if pattern.kind == "glob" else pattern.key)
+            if same in first:
+                found.append((route, first[same]))
+            first.setdefault(same, route)
+        return found
+
+
+def rewritten(path: str, rewrite: Rewrite) -> str:
+    """`path` with `strip_prefix`'s segments removed, then `add_prefix` in front. Segments are
+    compared without their ;parameters, as the route matched them, and removed with them."""
+    rest = path
+    if rewrite.strip_prefix is not None:
+        count = rewrite.strip_prefix.count("/")
+        segments = path.split("/")
+        leading = [segment.partition(";")[0] for segment in segments[1 : count + 1]]
+        if "/" + "/".join(leading) != rewrite.strip_prefix:
+            # The route's pattern lies under strip_prefix (core.policy.model.Route), so a path
+            # it matched starts with it; anything else is a bug, refused rather than guessed.
+            raise ValueError(f"{path!r} does not start with {rewrite.strip_prefix}")
+        rest = "/" + "/".join(segments[count + 1 :]) if len(segments) > count + 1 else ""
+    if rewrite.add_prefix is not None:
+        return rewrite.add_prefix + rest
+    return rest or "/"
