@@ -1,0 +1,89 @@
+"""The site's end of the TCP/443 fallback: a local UDP socket that the link's WireGuard peer
+points at (127.0.0.1:P, owned by the agent), and a WebSocket to the node's
+`/.warren/sites/tunnel` through its HTTPS address, with the datagrams relayed between them
+(sidecar.streamrelay).
+
+The stream is kept open for as long as the link is on the fallback: when it drops, it is made
+again with jittered backoff (sidecar.backoff), as registration is, for as long as it takes.
+WireGuard sends its datagrams to the socket whether the stream is up or not: what arrives while
+it is down is lost, as on a network that is down, and WireGuard's own retries carry on.
+"""
+
+import asyncio
+import contextlib
+import logging
+
+import aiohttp
+
+from core.tunnels import TUNNEL_PATH
+from sidecar.backoff import Backoff
+from sidecar.streamnode import HEARTBEAT, SITE_HEADER
+from sidecar.streamrelay import Datagrams, open_datagrams, pump
+
+log = logging.getLogger("warren.site")
+
+CONNECT_TIMEOUT = 10.0  # seconds for TCP, TLS and the upgrade, as registration allows
+
+
+class StreamLink:
+    def __init__(self, url: str, site: str, secret: str, label: str) -> None:
+        self.url = url.rstrip("/") + TUNNEL_PATH
+        self.headers = {"authorization": f"Bearer {secret}", SITE_HEADER: site}
+        self.label = label
+        self.connected = False
+        self.backoff = Backoff()
+        self._transport: asyncio.DatagramTransport | None = None
+        self._datagrams: Datagrams | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """Where the link's WireGuard sends: the agent's own socket on loopback."""
+        assert self._transport is not None, "start() first"
+        host, port = self._transport.get_extra_info("sockname")[:2]
+        return f"{host}:{port}"
+
+    async def start(self, http: aiohttp.ClientSession) -> None:
+        if self._task is not None:
+            return
+        self._transport, self._datagrams = await open_datagrams(local=("127.0.0.1", 0))
+        self._task = asyncio.get_running_loop().create_task(self._keep(http))
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        self.connected = False
+
+    async def _keep(self, http: aiohttp.ClientSession) -> None:
+        while True:
+            try:
+                await self._once(http)
+                why = "the node closed it"
+            except (aiohttp.ClientError, OSError, TimeoutError) as error:
+                why = repr(error)
+            self.connected = False
+            delay = self.backoff.next()
+            log.warning("%s: the TCP/443 stream: %s; again in %.1fs", self.label, why, delay)
+            await asyncio.sleep(delay)
+
+    async def _once(self, http: aiohttp.ClientSession) -> None:
+        transport, datagrams = self._transport, self._datagrams
+        assert transport is not None
+        assert datagrams is not None
+        connecting = http.ws_connect(
+            self.url,
+            headers=self.headers,
+            heartbeat=HEARTBEAT,
+            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5),
+            max_msg_size=1 << 20,
+        )
+        async with await asyncio.wait_for(connecting, CONNECT_TIMEOUT) as ws:
+            self.connected = True
+            self.backoff.reset()
+            log.info("%s: carrying WireGuard over TCP/443 (%s)", self.label, self.url)
+            with contextlib.suppress(ConnectionError):
+                await pump(ws, transport, datagrams, lambda: datagrams.source)
