@@ -312,6 +312,8 @@ class NodeLink:
             self.stream.close()
             self.stream = None
             log.info("%s: back on UDP; the TCP/443 stream is closed", self.label)
+        if self.stream is not None:
+            self.stream.deliver = self.choice.way == "tcp"
         endpoint = self.stream.endpoint if self.choice.way == "tcp" and self.stream else udp
         self._peer_endpoint = endpoint
         return endpoint
@@ -326,6 +328,13 @@ class NodeLink:
             found.last_handshake
             if found is not None and found.endpoint == self._peer_endpoint
             else None
+        )
+        log.debug(
+            "%s: on %s, peer %s, handshake %s",
+            self.label,
+            self.choice.way,
+            found.endpoint if found is not None else None,
+            found.last_handshake if found is not None else None,
         )
         way = self.choice.decide(handshake)
         if way is None:

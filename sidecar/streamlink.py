@@ -17,7 +17,7 @@ import aiohttp
 
 from core.tunnels import TUNNEL_PATH
 from sidecar.backoff import Backoff
-from sidecar.streamnode import HEARTBEAT, SITE_HEADER
+from sidecar.streamnode import HEARTBEAT, SITE_PARAMETER
 from sidecar.streamrelay import Datagrams, open_datagrams, pump
 
 log = logging.getLogger("warren.site")
@@ -28,9 +28,15 @@ CONNECT_TIMEOUT = 10.0  # seconds for TCP, TLS and the upgrade, as registration 
 class StreamLink:
     def __init__(self, url: str, site: str, secret: str, label: str) -> None:
         self.url = url.rstrip("/") + TUNNEL_PATH
-        self.headers = {"authorization": f"Bearer {secret}", SITE_HEADER: site}
+        self.params = {SITE_PARAMETER: site}
+        self.headers = {"authorization": f"Bearer {secret}"}
         self.label = label
         self.connected = False
+        # False while the link tries UDP: the node's WireGuard, not hearing from the site's new
+        # session, starts handshakes of its own through the stream; answered, they would pull
+        # both ends back onto it (WireGuard roams to wherever authenticated packets come from)
+        # and no try could ever succeed. Dropped, they leave UDP's handshake the only one.
+        self.deliver = True
         self.backoff = Backoff()
         self._transport: asyncio.DatagramTransport | None = None
         self._datagrams: Datagrams | None = None
@@ -58,6 +64,10 @@ class StreamLink:
             self._transport = None
         self.connected = False
 
+    def _destination(self, datagrams: Datagrams) -> tuple[str, int] | None:
+        """The local WireGuard's socket, as its datagrams came from; None: drop."""
+        return datagrams.source if self.deliver else None
+
     async def _keep(self, http: aiohttp.ClientSession) -> None:
         while True:
             try:
@@ -77,6 +87,7 @@ class StreamLink:
         connecting = http.ws_connect(
             self.url,
             headers=self.headers,
+            params=self.params,
             heartbeat=HEARTBEAT,
             timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5),
             max_msg_size=1 << 20,
@@ -86,4 +97,4 @@ class StreamLink:
             self.backoff.reset()
             log.info("%s: carrying WireGuard over TCP/443 (%s)", self.label, self.url)
             with contextlib.suppress(ConnectionError):
-                await pump(ws, transport, datagrams, lambda: datagrams.source)
+                await pump(ws, transport, datagrams, lambda: self._destination(datagrams))

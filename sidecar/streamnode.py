@@ -3,7 +3,7 @@ agent opens through the gateway's HTTPS listener when its network blocks UDP (RF
 gateway carries the upgrade on to this loopback API like the registration's requests).
 
 It is authenticated like registration (`Authorization: Bearer <secret>`, the site named in
-`X-Warren-Site`), before the upgrade: a refused caller gets 401 and no socket. Each accepted
+the query, `?site=NAME`), before the upgrade: a refused caller gets 401 and no socket. Each accepted
 stream gets a UDP socket of its own, connected to the node's WireGuard port on loopback, and
 the relay (sidecar.streamrelay) carries the framed datagrams between them. The node's WireGuard
 so sees the site's endpoint as that socket and needs nothing else; it stays the only
@@ -23,7 +23,7 @@ from sidecar.streamrelay import open_datagrams, pump
 
 log = logging.getLogger("warren.sidecar")
 
-SITE_HEADER = "x-warren-site"
+SITE_PARAMETER = "site"  # in the query: the gateway keeps X-Warren-* headers for its own
 HEARTBEAT = 15.0  # WebSocket pings: a dead TCP connection is found without waiting for the OS
 
 type Check = Callable[[str, str], bool]  # site, secret: registered under that secret
@@ -48,7 +48,7 @@ class Streams:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         caller = request.headers.get("x-forwarded-for") or request.remote or "?"
-        site = request.headers.get(SITE_HEADER, "")
+        site = request.query.get(SITE_PARAMETER, "")
         secret = bearer(request.headers.get("authorization", ""))
         if secret is None or not site or not self.check(site, secret):
             event(

@@ -17,7 +17,7 @@ from sidecar.api import make_app
 from sidecar.backoff import Backoff
 from sidecar.framing import HEADER, MAX_DATAGRAM, encode
 from sidecar.streamlink import StreamLink
-from sidecar.streamnode import SITE_HEADER, Streams
+from sidecar.streamnode import SITE_PARAMETER, Streams
 
 SECRET = "the-site-secret"
 
@@ -111,14 +111,15 @@ def test_datagrams_cross_the_stream_both_ways_and_the_node_sees_one_local_endpoi
 def test_a_wrong_secret_or_site_gets_401_and_no_socket() -> None:
     async def scenario() -> None:
         async with node() as (url, streams, _echo), aiohttp.ClientSession() as http:
-            for headers in (
-                {"authorization": "Bearer wrong", SITE_HEADER: "home"},
-                {"authorization": f"Bearer {SECRET}", SITE_HEADER: "office"},
-                {"authorization": f"Bearer {SECRET}"},
-                {SITE_HEADER: "home"},
+            for headers, params in (
+                ({"authorization": "Bearer wrong"}, {SITE_PARAMETER: "home"}),
+                ({"authorization": f"Bearer {SECRET}"}, {SITE_PARAMETER: "office"}),
+                ({"authorization": f"Bearer {SECRET}"}, {}),
+                ({}, {SITE_PARAMETER: "home"}),
             ):
                 async with http.get(
                     url + TUNNEL_PATH,
+                    params=params,
                     headers={
                         **headers,
                         "connection": "upgrade",
@@ -143,8 +144,9 @@ def test_a_wrong_secret_or_site_gets_401_and_no_socket() -> None:
 def test_an_oversized_frame_closes_the_stream() -> None:
     async def scenario() -> None:
         async with node() as (url, streams, echo), aiohttp.ClientSession() as http:
-            headers = {"authorization": f"Bearer {SECRET}", SITE_HEADER: "home"}
-            async with http.ws_connect(url + TUNNEL_PATH, headers=headers) as ws:
+            headers = {"authorization": f"Bearer {SECRET}"}
+            address = url + TUNNEL_PATH
+            async with http.ws_connect(address, headers=headers, params={"site": "home"}) as ws:
                 await ws.send_bytes(encode(b"one") + encode(b"two")[:3])  # a frame cut in two
                 await ws.send_bytes(encode(b"two")[3:])
                 answers = [(await ws.receive_bytes()) for _ in range(2)]
