@@ -322,19 +322,15 @@ class NodeLink:
         """Ask the choice with WireGuard's last handshake; True when the way changed."""
         if self.device is None or self._peer_endpoint is None:
             return False
-        peers = {peer.public_key: peer for peer in self.device.peers()}
+        try:
+            peers = {peer.public_key: peer for peer in self.device.peers()}
+        except (DeviceError, OSError):
+            return False  # wireguard-go gone or going: _apply makes it again, then we ask
         found = peers.get(self.current.node_public_key) if self.current is not None else None
         handshake = (
             found.last_handshake
             if found is not None and found.endpoint == self._peer_endpoint
             else None
-        )
-        log.debug(
-            "%s: on %s, peer %s, handshake %s",
-            self.label,
-            self.choice.way,
-            found.endpoint if found is not None else None,
-            found.last_handshake if found is not None else None,
         )
         way = self.choice.decide(handshake)
         if way is None:
