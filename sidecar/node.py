@@ -177,6 +177,7 @@ class NodeSidecar:
             self.online.pop(name)
             self._failures.pop(name, None)
         self.publish()  # first: gateways stop routing to the sites that went
+        self.streams.keep_only(set(self.registry.sites))
         if removed:
             self._retire_later(removed)
 

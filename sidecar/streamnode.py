@@ -41,6 +41,12 @@ class Streams:
     def transport_of(self, site: str, endpoint: str | None) -> str:
         return "tcp" if endpoint is not None and self.endpoints.get(site) == endpoint else "udp"
 
+    def keep_only(self, sites: set[str]) -> None:
+        """Close the streams of sites the policy no longer has (or has under another secret):
+        their peers are going, and nothing they send should reach the node's WireGuard."""
+        for site in set(self._current) - sites:
+            asyncio.get_running_loop().create_task(self._current[site].close())
+
     async def close_all(self, _app: web.Application | None = None) -> None:
         """At shutdown (aiohttp's on_shutdown): the streams end now, not at its timeout."""
         for ws in list(self._current.values()):

@@ -179,3 +179,19 @@ def test_the_site_end_comes_back_by_itself_when_the_node_returns() -> None:
             link.close()
 
     run(scenario)
+
+
+def test_a_site_the_policy_dropped_loses_its_stream() -> None:
+    async def scenario() -> None:
+        async with node() as (url, streams, _echo), aiohttp.ClientSession() as http:
+            link = StreamLink(url, "home", SECRET, "test")
+            await link.start(http)
+            await until(lambda: "home" in streams.endpoints)
+            streams.keep_only({"home", "office"})
+            await asyncio.sleep(0.2)
+            assert "home" in streams.endpoints
+            streams.keep_only({"office"})
+            await until(lambda: not streams.endpoints)
+            link.close()
+
+    run(scenario)
