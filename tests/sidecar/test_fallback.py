@@ -3,7 +3,8 @@ the TCP/443 fallback (a WebSocket through the gateway's HTTPS listener), carries
 TCP through it, and moves back to UDP by itself when UDP passes again.
 
 The topology is tests/support/tunnellab.py's; the site's router drops UDP towards the node's
-WireGuard port with an nftables table of its own, as a restrictive network would.
+WireGuard port with an nftables table of its own (TunnelLab.block_udp), as a restrictive
+network would.
 """
 
 import socket
@@ -22,11 +23,6 @@ from tests.support.waiting import eventually
 
 BACKEND, ECHO = 8000, 7000
 TCP_RESOURCE = 25565
-WIREGUARD_PORT = 51820  # the node's wireguard.listen_port (the default)
-BLOCK = (
-    "table inet block_udp {\n chain forward {\n  type filter hook forward priority filter;\n"
-    f"  udp dport {WIREGUARD_PORT} counter drop\n }}\n}}\n"
-)
 
 
 def policy(secret_hash: str) -> str:
@@ -47,19 +43,6 @@ resources:
 """
 
 
-def block_udp(lab: TunnelLab) -> None:
-    lab.router.run(["nft", "-f", "-"], check=True, stdin=BLOCK)
-
-
-def allow_udp(lab: TunnelLab) -> None:
-    lab.router.run(["nft", "delete", "table", "inet", "block_udp"], check=True)
-
-
-def dropped(lab: TunnelLab) -> int:
-    shown = lab.router.run(["nft", "list", "table", "inet", "block_udp"], check=True).stdout
-    return int(shown.split("packets ")[1].split()[0])
-
-
 @pytest.fixture(scope="module")
 def blocked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TunnelLab]:
     """A site up over TCP/443: UDP dropped before its agent starts."""
@@ -75,7 +58,7 @@ def blocked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TunnelLab]:
             processes.python("-m", "tests.support.echo", "--tcp", str(ECHO)), "echo", ECHO
         )
         built.start_node()
-        block_udp(built)
+        built.block_udp()
         built.start_agent("home", secret, "--fallback-after", "3", "--retry-udp", "4")
         eventually(lambda: built is not None and built.site_online("home"), timeout=60)
         yield built
@@ -111,7 +94,7 @@ def test_with_udp_dropped_the_site_comes_up_over_tcp_443_and_carries_http_and_ra
 ) -> None:
     try:
         assert transport(blocked) == "tcp"
-        assert dropped(blocked) > 0  # the agent did try UDP first
+        assert blocked.udp_dropped() > 0  # the agent did try UDP first
         assert eventually(lambda: reaches_backend(blocked), timeout=20)
         assert raw_tcp_echoes(blocked)
         shown = subprocess.run(
@@ -130,7 +113,7 @@ def test_with_udp_dropped_the_site_comes_up_over_tcp_443_and_carries_http_and_ra
 
 def test_when_udp_passes_again_the_site_moves_back_to_it(blocked: TunnelLab) -> None:
     try:
-        allow_udp(blocked)
+        blocked.allow_udp()
         assert eventually(lambda: transport(blocked) == "udp", timeout=60, interval=0.5)
         assert eventually(lambda: reaches_backend(blocked), timeout=20)
         assert raw_tcp_echoes(blocked)
@@ -145,7 +128,7 @@ def test_when_udp_passes_again_the_site_moves_back_to_it(blocked: TunnelLab) -> 
 def test_udp_blocked_again_midway_moves_the_site_back_to_the_stream(blocked: TunnelLab) -> None:
     try:
         assert eventually(lambda: transport(blocked) == "udp", timeout=60, interval=0.5)
-        block_udp(blocked)
+        blocked.block_udp()
         # The tunnel dies on UDP, the link registers again over HTTPS, and its new session
         # completes no handshake over UDP: it falls back, with no restart.
         assert eventually(lambda: transport(blocked) == "tcp", timeout=60, interval=0.5)
