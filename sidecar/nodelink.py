@@ -275,8 +275,10 @@ class NodeLink:
             or previous is None
             or previous.node_public_key != answer.node_public_key
         ):
-            self.device.configure(self.private_key, None, [peer])
+            # Before the session starts: its handshake can complete within a millisecond, and
+            # one that seemed to come before the session would never count for it.
             self.choice.new_session()
+            self.device.configure(self.private_key, None, [peer])
         else:
             self.device.set_peers([peer])  # keeps the session: no new handshake needed
         links.bring_up(

@@ -38,30 +38,29 @@ class StreamLink:
         # and no try could ever succeed. Dropped, they leave UDP's handshake the only one.
         self.deliver = True
         self.backoff = Backoff()
-        self._transport: asyncio.DatagramTransport | None = None
         self._datagrams: Datagrams | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
     def endpoint(self) -> str:
         """Where the link's WireGuard sends: the agent's own socket on loopback."""
-        assert self._transport is not None, "start() first"
-        host, port = self._transport.get_extra_info("sockname")[:2]
+        assert self._datagrams is not None, "start() first"
+        host, port = self._datagrams.sockname
         return f"{host}:{port}"
 
     async def start(self, http: aiohttp.ClientSession) -> None:
         if self._task is not None:
             return
-        self._transport, self._datagrams = await open_datagrams(local=("127.0.0.1", 0))
+        self._datagrams = await open_datagrams(("127.0.0.1", 0))
         self._task = asyncio.get_running_loop().create_task(self._keep(http))
 
     def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             self._task = None
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        if self._datagrams is not None:
+            self._datagrams.close()
+            self._datagrams = None
         self.connected = False
 
     def _destination(self, datagrams: Datagrams) -> tuple[str, int] | None:
@@ -81,8 +80,7 @@ class StreamLink:
             await asyncio.sleep(delay)
 
     async def _once(self, http: aiohttp.ClientSession) -> None:
-        transport, datagrams = self._transport, self._datagrams
-        assert transport is not None
+        datagrams = self._datagrams
         assert datagrams is not None
         connecting = http.ws_connect(
             self.url,
@@ -97,4 +95,4 @@ class StreamLink:
             self.backoff.reset()
             log.info("%s: carrying WireGuard over TCP/443 (%s)", self.label, self.url)
             with contextlib.suppress(ConnectionError):
-                await pump(ws, transport, datagrams, lambda: self._destination(datagrams))
+                await pump(ws, datagrams, lambda: self._destination(datagrams))

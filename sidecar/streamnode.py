@@ -75,19 +75,17 @@ class Streams:
         older = self._current.pop(site, None)
         if older is not None:
             await older.close()
-        transport, datagrams = await open_datagrams(
-            local=("127.0.0.1", 0), remote=("127.0.0.1", self.wireguard_port)
-        )
-        host, port = transport.get_extra_info("sockname")[:2]
+        datagrams = await open_datagrams(("127.0.0.1", 0), ("127.0.0.1", self.wireguard_port))
+        host, port = datagrams.sockname
         self._current[site] = ws
         self.endpoints[site] = f"{host}:{port}"
         event(log, "site-stream-open", site=site, client=caller, endpoint=f"{host}:{port}")
         try:
-            await pump(ws, transport, datagrams)
+            await pump(ws, datagrams)
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
-            transport.close()
+            datagrams.close()
             if self._current.get(site) is ws:
                 del self._current[site]
                 del self.endpoints[site]

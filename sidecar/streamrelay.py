@@ -9,8 +9,9 @@ congested network would, and WireGuard and TCP inside the tunnel recover as they
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import aiohttp
 
@@ -32,14 +33,38 @@ class WebSocket(Protocol):
     def __aiter__(self) -> AsyncIterator[aiohttp.WSMessage]: ...
 
 
-class Datagrams(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
+class Datagrams:
+    """A non-blocking UDP socket read in bursts: every datagram waiting in the kernel at each
+    wake-up (up to BATCH), where asyncio's datagram transport reads one per loop iteration. The
+    burst is what lets the stream carry many packets to a message; the gateway's cost is per
+    message far more than per byte."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE)
         self.source: Address | None = None  # where the last datagram came from
         self.dropped = 0
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock.fileno(), self._readable)
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.source = (addr[0], addr[1])
+    @property
+    def sockname(self) -> Address:
+        host, port = self.sock.getsockname()[:2]
+        return host, port
+
+    def _readable(self) -> None:
+        for _ in range(BATCH):
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:  # e.g. ICMP port unreachable on a connected socket
+                log.debug("the relay's UDP socket: %r", error)
+                return
+            self._received(data, (addr[0], addr[1]))
+
+    def _received(self, data: bytes, addr: Address) -> None:
+        self.source = addr
         if len(data) > MAX_DATAGRAM:
             self.dropped += 1  # not WireGuard's (sidecar.framing): the stream would refuse it
             return
@@ -48,30 +73,44 @@ class Datagrams(asyncio.DatagramProtocol):
         except asyncio.QueueFull:
             self.dropped += 1
 
-    def error_received(self, exc: Exception) -> None:
-        log.debug("the relay's UDP socket: %r", exc)  # e.g. nothing listening yet: UDP shrugs
+    def sendto(self, data: bytes, addr: Address | None) -> None:
+        """A datagram out, or dropped when the socket cannot take it now: UDP's way."""
+        try:
+            if addr is None:
+                self.sock.send(data)
+            else:
+                self.sock.sendto(data, addr)
+        except OSError:
+            self.dropped += 1
+
+    def close(self) -> None:
+        if self.sock.fileno() >= 0:
+            self._loop.remove_reader(self.sock.fileno())
+            self.sock.close()
 
 
-async def open_datagrams(
-    local: Address | None = None, remote: Address | None = None
-) -> tuple[asyncio.DatagramTransport, Datagrams]:
-    loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(
-        Datagrams, local_addr=local, remote_addr=remote
-    )
-    return transport, protocol
+async def open_datagrams(local: Address, remote: Address | None = None) -> Datagrams:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.bind(local)
+        if remote is not None:
+            sock.connect(remote)
+        return Datagrams(sock)
+    except BaseException:
+        sock.close()
+        raise
 
 
 async def pump(
     ws: WebSocket,
-    transport: asyncio.DatagramTransport,
     datagrams: Datagrams,
     reply_to: Callable[[], Address | None] | None = None,
 ) -> None:
     """Until the stream ends or breaks the framing. `reply_to`: where the stream's datagrams go
     (None: a connected socket's own peer; a callable returning None: nowhere known yet)."""
     up = asyncio.create_task(_up(ws, datagrams))
-    down = asyncio.create_task(_down(ws, transport, reply_to))
+    down = asyncio.create_task(_down(ws, datagrams, reply_to))
     try:
         await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -93,7 +132,7 @@ async def _up(ws: WebSocket, datagrams: Datagrams) -> None:
 
 async def _down(
     ws: WebSocket,
-    transport: asyncio.DatagramTransport,
+    datagrams: Datagrams,
     reply_to: Callable[[], Address | None] | None,
 ) -> None:
     decoder = Decoder()
@@ -109,4 +148,4 @@ async def _down(
         if reply_to is not None and target is None:
             continue  # the local WireGuard has not spoken yet: nowhere to deliver
         for datagram in found:
-            transport.sendto(datagram, target)
+            datagrams.sendto(datagram, target)
