@@ -149,7 +149,7 @@ def test_an_oversized_frame_closes_the_stream() -> None:
             async with http.ws_connect(address, headers=headers, params={"site": "home"}) as ws:
                 await ws.send_bytes(encode(b"one") + encode(b"two")[:3])  # a frame cut in two
                 await ws.send_bytes(encode(b"two")[3:])
-                decoder, answers = Decoder(), []
+                decoder, answers = Decoder(), list[bytes]()
                 while len(answers) < 2:  # one message or two: the relay batches what is ready
                     answers += decoder.feed(await ws.receive_bytes())
                 assert answers == [b"echo:one", b"echo:two"]
