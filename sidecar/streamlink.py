@@ -87,6 +87,7 @@ class StreamLink:
             headers=self.headers,
             params=self.params,
             heartbeat=HEARTBEAT,
+            compress=0,  # WireGuard's packets are ciphertext: deflate would only cost
             timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5),
             max_msg_size=1 << 20,
         )

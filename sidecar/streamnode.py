@@ -66,7 +66,11 @@ class Streams:
                 level=logging.WARNING,
             )
             return refuse(401, "unknown site or wrong secret")
-        ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=1 << 20)
+        ws = web.WebSocketResponse(
+            heartbeat=HEARTBEAT,
+            max_msg_size=1 << 20,
+            compress=False,  # ciphertext does not compress; never negotiate permessage-deflate
+        )
         await ws.prepare(request)
         await self._serve(site, caller, ws)
         return ws
