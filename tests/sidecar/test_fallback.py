@@ -105,7 +105,13 @@ def test_with_udp_dropped_the_site_comes_up_over_tcp_443_and_carries_http_and_ra
         ).stdout
         assert "tcp/443" in shown, shown
         # The stream's end on the node is a loopback socket: the node's WireGuard sees that.
-        assert str(blocked.site_state("home")["endpoint"]).startswith("127.0.0.1:")
+        endpoint = str(blocked.site_state("home")["endpoint"])
+        assert endpoint.startswith("127.0.0.1:")
+        # One stream for longer than the gateway's head_timeout (10 s): a WebSocket is not an
+        # idle connection waiting for its first request.
+        time.sleep(11)
+        assert blocked.site_state("home")["endpoint"] == endpoint
+        assert reaches_backend(blocked)
     except BaseException:
         print(blocked.logs())
         raise
