@@ -324,6 +324,18 @@ def _log_error(request: http.Request | None, status: int, reason: str, reference
 _HTTP = ("http", "https")
 
 
+def _leads_to_http(top: object) -> bool:
+    """mitmproxy builds a TLS client's whole stack at once (ClientTLSLayer / HttpLayer, in
+    next_layer's reverse-proxy setup): the HTTP layer is a child, and this hook sees no other.
+    Missing it left every HTTPS connection to the sweep, which cut long ones (a WebSocket, the
+    tunnels' TCP/443 fallback) head_timeout after they connected."""
+    while top is not None:
+        if isinstance(top, http_layers.HttpLayer):
+            return True
+        top = getattr(top, "child_layer", None)
+    return False
+
+
 def _close_client(client_id: str) -> None:
     proxyserver: Any = ctx.master.addons.get("proxyserver")
     handler = proxyserver.connections.get(client_id) if proxyserver is not None else None
@@ -366,7 +378,7 @@ class Layers:
             self._waiting[client.id] = time.monotonic()
 
     def next_layer(self, nextlayer: layer.NextLayer) -> None:
-        if isinstance(nextlayer.layer, http_layers.HttpLayer):
+        if _leads_to_http(nextlayer.layer):
             self._waiting.pop(nextlayer.context.client.id, None)
 
     def client_disconnected(self, client: connection.Client) -> None:

@@ -165,6 +165,14 @@ class Warren:
     async def error(self, flow: http.HTTPFlow) -> None:
         await self.pipeline.error(flow)
 
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        """mitmproxy keeps every message of a WebSocket in flow.websocket.messages (for its
+        UI); Warren relays them and reads none. Kept, a long-lived WebSocket (an application's,
+        or a site's TCP/443 tunnel stream, docs/tunnels.md) would grow the gateway without
+        bound. The layer relays its own reference to the message after this hook."""
+        if flow.websocket is not None:
+            flow.websocket.messages.clear()
+
     def _call(self, event: str, *args: Any) -> None:
         for handler in self._handlers[event]:
             handler(*args)

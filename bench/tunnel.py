@@ -7,6 +7,9 @@ Run in network namespaces (tests.support.tunnellab: user, node, NAT router, site
    kind of backend on the node (target >= 0.9)
 3. resident memory of the site agent holding 1 000 concurrent TCP connections through its
    forwarder
+4. bulk TCP throughput over the TCP/443 fallback (UDP dropped on the site's router) vs the UDP
+   tunnel between the same namespaces (target >= 0.5). Not interleaved: moving between the two
+   takes the agent a fallback or a UDP try; UDP's rounds are run just before.
 """
 
 import json
@@ -105,11 +108,13 @@ def measure(tunnel: TunnelLab, quick: bool) -> dict[str, Any]:
     )
     with tunnel.node.entered():
         processes.wait_for_port(IPERF_RAW, raw, host=SITE_ADDRESS, timeout=30)
-    return {
+    results = {
         "throughput": throughput(tunnel, quick),
         "http": http(tunnel, quick),
         "memory": memory(tunnel),
     }
+    results["fallback"] = fallback(tunnel, quick)
+    return results
 
 
 def wait_online(tunnel: TunnelLab, timeout: float = 90) -> None:
@@ -189,6 +194,32 @@ def http(tunnel: TunnelLab, quick: bool) -> dict[str, Any]:
     }
 
 
+def transport(tunnel: TunnelLab) -> str:
+    return str(tunnel.site_state("home").get("transport"))
+
+
+def fallback(tunnel: TunnelLab, quick: bool) -> dict[str, Any]:
+    """The raw tunnel's bulk throughput on UDP, then with UDP dropped (the agent on TCP/443)."""
+    seconds, rounds = (3, 3) if quick else (5, 5)
+    udp = [iperf(tunnel, IPERF_RAW, seconds) for _ in range(rounds)]
+    tunnel.block_udp()
+    deadline = time.monotonic() + 120
+    while transport(tunnel) != "tcp" or not tunnel.site_online("home"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the site did not fall back to TCP/443:{tunnel.logs()}")
+        time.sleep(0.5)
+    iperf(tunnel, IPERF_RAW, 1)  # warm-up: the stream's TCP window
+    tcp = [iperf(tunnel, IPERF_RAW, seconds) for _ in range(rounds)]
+    tunnel.allow_udp()
+    return {
+        "udp_mbit_s": udp,
+        "tcp443_mbit_s": tcp,
+        "median_udp_mbit_s": statistics.median(udp),
+        "median_tcp443_mbit_s": statistics.median(tcp),
+        "ratio": statistics.median(tcp) / statistics.median(udp),
+    }
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -224,6 +255,7 @@ def memory(tunnel: TunnelLab) -> dict[str, Any]:
 
 def report(results: dict[str, dict[str, Any]]) -> str:
     t, h, m = results["throughput"], results["http"], results["memory"]
+    f = results["fallback"]
     rows = [
         [
             "1. bulk TCP: agent forwarder vs raw tunnel",
@@ -243,6 +275,12 @@ def report(results: dict[str, dict[str, Any]]) -> str:
             "",
             f"idle {m['agent_rss_idle_kib'] / 1024:.1f} MiB, "
             f"{m['per_connection_kib']:.1f} KiB per connection",
+        ],
+        [
+            "4. bulk TCP: TCP/443 fallback vs UDP tunnel",
+            f"{f['ratio']:.2f}",
+            ">= 0.5",
+            f"{f['median_tcp443_mbit_s']:.0f} vs {f['median_udp_mbit_s']:.0f} Mbit/s",
         ],
     ]
     return common.table(rows, ["benchmark", "result", "target", "detail"])

@@ -27,6 +27,7 @@ type ForwardKey = tuple[Protocol, str, int]  # protocol, target host, target por
 PROBE_PORT = 51820
 SITE_API_PREFIX = "/.warren/sites/"
 REGISTER_PATH = SITE_API_PREFIX + "register"
+TUNNEL_PATH = SITE_API_PREFIX + "tunnel"  # the TCP/443 fallback's WebSocket
 
 
 class Forward(NamedTuple):
@@ -231,7 +232,9 @@ def load_sites(path: Path) -> SiteTable:
 
 def format_sites(sites: list[dict[str, Any]]) -> str:
     """`warren status`'s table of sites, from the sidecar's status answer."""
-    rows = [["site", "online", "tunnel address", "last handshake", "in", "out", "endpoint"]]
+    rows = [
+        ["site", "online", "tunnel address", "last handshake", "in", "out", "endpoint", "transport"]
+    ]
     for site in sites:
         rows.append(
             [
@@ -242,6 +245,7 @@ def format_sites(sites: list[dict[str, Any]]) -> str:
                 _bytes(int(site.get("rx_bytes") or 0)),
                 _bytes(int(site.get("tx_bytes") or 0)),
                 str(site.get("endpoint") or "-"),
+                _transport(site.get("transport")),
             ]
         )
     if len(rows) == 1:
@@ -250,6 +254,12 @@ def format_sites(sites: list[dict[str, Any]]) -> str:
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
     )
+
+
+def _transport(value: object) -> str:
+    """How the site's WireGuard packets reach the node: UDP, or the TCP/443 fallback's stream
+    through the gateway (docs/tunnels.md). A sidecar older than the field says nothing."""
+    return {"udp": "udp", "tcp": "tcp/443"}.get(str(value), "-")
 
 
 def _age(seconds: object) -> str:

@@ -8,44 +8,38 @@ from typing import Any
 
 from aiohttp import web
 
-from core.tunnels import REGISTER_PATH
+from core.tunnels import REGISTER_PATH, TUNNEL_PATH
+from sidecar.apirules import bearer, refuse
 from sidecar.registry import RegistrationRefused
+from sidecar.streamnode import Streams
 
 log = logging.getLogger("warren.sidecar")
 
 type Register = Callable[[str, str, str, str], dict[str, Any]]  # site, secret, key, from
 
 
-def make_app(register: Register) -> web.Application:
+def make_app(register: Register, streams: Streams | None = None) -> web.Application:
     async def handle(request: web.Request) -> web.Response:
         caller = request.headers.get("x-forwarded-for") or request.remote or "?"
-        secret = _bearer(request.headers.get("authorization", ""))
+        secret = bearer(request.headers.get("authorization", ""))
         if secret is None:
-            return _refuse(401, "a site registers with Authorization: Bearer <its secret>")
+            return refuse(401, "a site registers with Authorization: Bearer <its secret>")
         try:
             body = await request.json()
         except ValueError:
-            return _refuse(400, "the body must be JSON: {site, public_key}")
+            return refuse(400, "the body must be JSON: {site, public_key}")
         site = body.get("site") if isinstance(body, dict) else None
         public_key = body.get("public_key") if isinstance(body, dict) else None
         if not isinstance(site, str) or not isinstance(public_key, str):
-            return _refuse(400, "the body must be JSON: {site, public_key}")
+            return refuse(400, "the body must be JSON: {site, public_key}")
         try:
             return web.json_response(register(site, secret, public_key, caller))
         except RegistrationRefused as refused:
-            return _refuse(refused.status, str(refused))
+            return refuse(refused.status, str(refused))
 
     app = web.Application(client_max_size=16 * 1024)
     app.router.add_post(REGISTER_PATH, handle)
+    if streams is not None:
+        app.router.add_get(TUNNEL_PATH, streams.handle)  # the TCP/443 fallback (docs/tunnels.md)
+        app.on_shutdown.append(streams.close_all)
     return app
-
-
-def _bearer(header: str) -> str | None:
-    scheme, _, value = header.partition(" ")
-    value = value.strip()
-    return value if scheme.lower() == "bearer" and value else None
-
-
-def _refuse(status: int, reason: str) -> web.Response:
-    headers = {"www-authenticate": "Bearer"} if status == 401 else None
-    return web.json_response({"error": reason}, status=status, headers=headers)

@@ -49,6 +49,15 @@ def site(
     refresh: Annotated[
         float, typer.Option(help="Seconds between registrations (forward changes).")
     ] = 10.0,
+    fallback_after: Annotated[
+        float,
+        typer.Option(
+            min=1.0, help="Seconds without a WireGuard handshake over UDP before TCP/443."
+        ),
+    ] = 12.0,
+    retry_udp: Annotated[
+        float, typer.Option(min=1.0, help="Seconds between tries of UDP while on TCP/443.")
+    ] = 60.0,
     verbose: VerboseOption = False,
 ) -> None:
     """Run the site agent: register with every node, bring up WireGuard, forward to targets."""
@@ -71,6 +80,8 @@ def site(
         ca_file=ca_file,
         probe_interval=probe_interval,
         refresh=refresh,
+        fallback_after=fallback_after,
+        retry_udp=retry_udp,
     )
     raise typer.Exit(serve(options, verbose))
 

@@ -26,6 +26,7 @@ from sidecar.device import Device, Peer, PeerStatus
 from sidecar.nodelist import NodeList
 from sidecar.registry import Allocation, RegistrationRefused, Registry, secret_matches
 from sidecar.sockets import reachable
+from sidecar.streamnode import Streams
 
 log = logging.getLogger("warren.sidecar")
 
@@ -59,6 +60,7 @@ class NodeSidecar:
             RETIRE_POLLS * settings.reload_poll.total_seconds(), RETIRE_AT_LEAST
         )
         self._retiring: set[asyncio.TimerHandle] = set()
+        self.streams = Streams(self.may_stream, self.wireguard.listen_port)  # TCP/443 fallback
 
     @property
     def device(self) -> Device:
@@ -138,6 +140,17 @@ class NodeSidecar:
             self.publish()
         return self._answer(site, allocation)
 
+    def may_stream(self, site: str, secret: str) -> bool:
+        """A stream only for a site registered under the policy's current secret: the one
+        whose peer the node's WireGuard has."""
+        allocation = self.registry.sites.get(site)
+        model = self.store.current.model
+        return (
+            secret_matches(model, site, secret)
+            and allocation is not None
+            and allocation.secret_sha256 == model.sites[site].secret_sha256
+        )
+
     def _answer(self, site: str, allocation: Allocation) -> dict[str, Any]:
         return {
             "site": site,
@@ -164,6 +177,7 @@ class NodeSidecar:
             self.online.pop(name)
             self._failures.pop(name, None)
         self.publish()  # first: gateways stop routing to the sites that went
+        self.streams.keep_only(set(self.registry.sites))
         if removed:
             self._retire_later(removed)
 
@@ -292,7 +306,9 @@ class NodeSidecar:
         for name in sorted(self.store.current.model.sites):
             allocation = self.registry.sites.get(name)
             peer = seen.get(allocation.public_key) if allocation is not None else None
-            sites.append(_site_status(name, allocation, peer, self.online.get(name, False)))
+            state = _site_status(name, allocation, peer, self.online.get(name, False))
+            state["transport"] = self.streams.transport_of(name, state["endpoint"])
+            sites.append(state)
         return {
             "ok": True,
             "interface": self.wireguard.interface,

@@ -30,6 +30,8 @@ from sidecar.backoff import Backoff
 from sidecar.device import BackendChoice, Device, DeviceError, Peer
 from sidecar.forward import Forwarders
 from sidecar.sockets import answer_probes, reachable
+from sidecar.streamlink import StreamLink
+from sidecar.transport import TransportChoice
 
 log = logging.getLogger("warren.site")
 
@@ -90,6 +92,8 @@ class AgentOptions:
     ca_file: Path | None = None
     probe_interval: float = 2.0
     refresh: float = 10.0
+    fallback_after: float = 12.0  # no UDP handshake this long: TCP/443 (sidecar.transport)
+    retry_udp: float = 60.0  # on TCP/443, how often UDP is tried again
 
 
 class Coordinator(Protocol):
@@ -134,6 +138,10 @@ class NodeLink:
         self.current: Registration | None = None
         self._probes: asyncio.Server | None = None
         self._probe_place: tuple[str, int | None] | None = None
+        self.choice = TransportChoice(options.fallback_after, options.retry_udp)
+        self.stream: StreamLink | None = None  # the TCP/443 fallback, while the choice needs it
+        self._http: aiohttp.ClientSession | None = None
+        self._peer_endpoint: str | None = None  # as configured: a handshake counts for it only
 
     @property
     def label(self) -> str:
@@ -141,11 +149,13 @@ class NodeLink:
 
     async def run(self, http: aiohttp.ClientSession) -> None:
         """Forever, unless another link turns out to serve the same node: then it returns."""
+        self._http = http
         while True:
             answer = await self._register_until_accepted(http)
             if answer is None:
                 return
             try:
+                self._decide_way()
                 await self._apply(answer, new_session=self.current is not None)
             except (DeviceError, OSError) as error:
                 delay = self.backoff.next()
@@ -172,6 +182,9 @@ class NodeLink:
     def close(self) -> None:
         """Everything this link holds, its interface included."""
         self.up = False
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
         self.forwarders.close()
         if self._probes is not None:
             self._probes.close()
@@ -244,7 +257,7 @@ class NodeLink:
         if self.interface is None:
             self.interface = self.coordinator.interface_for(self.node or self.url)
         interface = self.interface
-        endpoint = await self._endpoint(answer)
+        endpoint = await self._way_endpoint(await self._endpoint(answer))
         fresh = self.device is None or not self.device.alive()
         if fresh:
             if self.device is not None:
@@ -262,6 +275,9 @@ class NodeLink:
             or previous is None
             or previous.node_public_key != answer.node_public_key
         ):
+            # Before the session starts: its handshake can complete within a millisecond, and
+            # one that seemed to come before the session would never count for it.
+            self.choice.new_session()
             self.device.configure(self.private_key, None, [peer])
         else:
             self.device.set_peers([peer])  # keeps the session: no new handshake needed
@@ -286,6 +302,50 @@ class NodeLink:
                 len(answer.forwards),
             )
         self.current = answer
+
+    async def _way_endpoint(self, udp: str) -> str:
+        """The endpoint for the way the choice says: the node's UDP one, or the local end of
+        the stream, which is opened when the choice needs it and closed when not."""
+        if self.choice.needs_stream and self.stream is None:
+            assert self._http is not None
+            self.stream = StreamLink(self.url, self.options.site, self.options.secret, self.label)
+            await self.stream.start(self._http)
+        elif not self.choice.needs_stream and self.stream is not None:
+            self.stream.close()
+            self.stream = None
+            log.info("%s: back on UDP; the TCP/443 stream is closed", self.label)
+        if self.stream is not None:
+            self.stream.deliver = self.choice.way == "tcp"
+        endpoint = self.stream.endpoint if self.choice.way == "tcp" and self.stream else udp
+        self._peer_endpoint = endpoint
+        return endpoint
+
+    def _decide_way(self) -> bool:
+        """Ask the choice with WireGuard's last handshake; True when the way changed."""
+        if self.device is None or self._peer_endpoint is None:
+            return False
+        try:
+            peers = {peer.public_key: peer for peer in self.device.peers()}
+        except (DeviceError, OSError):
+            return False  # wireguard-go gone or going: _apply makes it again, then we ask
+        found = peers.get(self.current.node_public_key) if self.current is not None else None
+        handshake = (
+            found.last_handshake
+            if found is not None and found.endpoint == self._peer_endpoint
+            else None
+        )
+        way = self.choice.decide(handshake)
+        if way is None:
+            return False
+        if way == "tcp":
+            log.warning(
+                "%s: no WireGuard handshake over UDP in %.0fs; falling back to TCP/443",
+                self.label,
+                self.options.fallback_after,
+            )
+        else:
+            log.info("%s: trying UDP again (the TCP/443 stream stays open meanwhile)", self.label)
+        return True
 
     async def _answer_probes(self, address: str, port: int, index: int | None) -> None:
         if self._probe_place == (address, index) and self._probes is not None:
@@ -327,6 +387,8 @@ class NodeLink:
             try:
                 if self.device is None or not self.device.alive():
                     await self._apply(current)  # wireguard-go died or the interface was removed
+                elif self._decide_way():
+                    await self._apply(current, new_session=True)
                 if time.monotonic() - refreshed >= self.options.refresh:
                     refreshed = time.monotonic()
                     if not await self._refresh(http, current):

@@ -35,7 +35,7 @@ async def _serve(config: Path) -> int:
     sidecar = NodeSidecar(settings, store)
     sidecar.start()
     store.subscribe(sidecar.on_policy)
-    runner = web.AppRunner(make_app(sidecar.register), access_log=None)
+    runner = web.AppRunner(make_app(sidecar.register, sidecar.streams), access_log=None)
     reloading: Reloading | None = None
     watch: asyncio.Task[None] | None = None
     metrics: MetricsServer | None = None

@@ -134,3 +134,14 @@ def test_warren_addons_is_the_whole_pack_as_one_addon_on_the_slot_given() -> Non
         "AccessLog",
         "Pipeline",
     ]
+
+
+def test_websocket_messages_are_relayed_not_kept() -> None:
+    from mitmproxy.test import tflow
+
+    websocket_flow = tflow.twebsocketflow()
+    assert websocket_flow.websocket is not None
+    assert websocket_flow.websocket.messages
+    beside, pipeline = parts(RuntimeSlot())
+    Warren(beside, pipeline).websocket_message(websocket_flow)
+    assert websocket_flow.websocket.messages == []

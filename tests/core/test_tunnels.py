@@ -182,6 +182,7 @@ def test_status_table() -> None:
                 "rx_bytes": 3 * 1024 * 1024,
                 "tx_bytes": 512,
                 "endpoint": "203.0.113.7:40000",
+                "transport": "tcp",
             },
             {
                 "site": "office",
@@ -205,6 +206,7 @@ def test_status_table() -> None:
         "in",
         "out",
         "endpoint",
+        "transport",
     ]
     assert lines[1].split() == [
         "home",
@@ -217,6 +219,7 @@ def test_status_table() -> None:
         "512",
         "B",
         "203.0.113.7:40000",
+        "tcp/443",
     ]
     assert lines[2].split() == [
         "office",
@@ -228,6 +231,7 @@ def test_status_table() -> None:
         "B",
         "0",
         "B",
+        "-",
         "-",
     ]
     assert format_sites([]) == "no sites in the policy"

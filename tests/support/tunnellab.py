@@ -185,6 +185,23 @@ class TunnelLab:
     def restore(self) -> None:
         self.router.ip("link", "set", self.uplink, "up")
 
+    def block_udp(self, port: int = 51820) -> None:
+        """The site's network drops UDP towards the node's WireGuard port (the TCP/443
+        fallback's tests and benchmark); a table of its own, so allow_udp removes just that."""
+        rules = (
+            "table inet block_udp {\n chain forward {\n"
+            "  type filter hook forward priority filter;\n"
+            f"  udp dport {port} counter drop\n }}\n}}\n"
+        )
+        self.router.run(["nft", "-f", "-"], check=True, stdin=rules)
+
+    def allow_udp(self) -> None:
+        self.router.run(["nft", "delete", "table", "inet", "block_udp"], check=True)
+
+    def udp_dropped(self) -> int:
+        shown = self.router.run(["nft", "list", "table", "inet", "block_udp"], check=True).stdout
+        return int(shown.split("packets ")[1].split()[0])
+
     def request(self, host: str, path: str = "/", timeout: float = 5.0) -> httpx.Response:
         """A request from the user's namespace to the gateway."""
         with self.user.entered(), httpx.Client(timeout=timeout) as client:
