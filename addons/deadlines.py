@@ -24,6 +24,7 @@ from addons.exchange import Exchange
 from addons.failclosed import fail_closed_connection, kill_server
 from addons.layers import CUT, Cut
 from addons.raw import RawResources
+from addons.retry import RETRIED
 
 log = logging.getLogger("warren.gateway")
 
@@ -72,6 +73,13 @@ class Deadlines:
             return
         timer = asyncio.get_running_loop().call_later(asked.first_byte, self._too_slow, flow)
         self._waiting[flow.id] = (timer, asked)
+
+    def connect_failed(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
+        if RETRIED in flow.metadata:  # addons.retry pointed it at another target: same deadlines
+            found = flow.metadata.get(CUT)
+            if isinstance(found, Cut) and found.status == 504:
+                del flow.metadata[CUT]  # the first target's; the second decides the answer
+            self.requestheaders(flow, exchange)
 
     def responseheaders(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
         self._finished(flow)

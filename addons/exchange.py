@@ -35,6 +35,7 @@ class Exchange:
     identity: Identity | None = None  # proved by a session, share link, password or basic auth
     user: str | None = None  # identity.subject for people and share links; per-user rate limits
     target: Target | None = None  # addons.upstream: where the request goes
+    candidates: tuple[Target, ...] = ()  # addons.upstream: the targets it was chosen from
     routed: bool = False  # counted in by the balancer, not yet counted out
     relayed_by: str | None = None  # addons.relay: the node that decided it; nothing to decide
     answered_by: str | None = None  # addons.pipeline: the step that answered, if one did

@@ -175,6 +175,18 @@ class Health(Strict):
     timeout: Duration = timedelta(seconds=2)
 
 
+# RFC 9110 §9.2.2: the idempotent methods are the safe ones (§9.2.1: GET, HEAD, OPTIONS, TRACE)
+# and PUT and DELETE. Only those may be sent twice; PUT and DELETE only where the resource says
+# its application keeps to that (many do not: a DELETE that counts, a PUT that appends).
+type RetryMethod = Literal["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]
+
+
+class Retry(Strict):
+    """A request whose connection to a target failed goes once to another target (addons.retry)."""
+
+    methods: tuple[RetryMethod, ...] = ("GET", "HEAD", "OPTIONS")
+
+
 def _argon2id_hash(value: str) -> str:
     if not value.startswith("$argon2id$"):
         raise ValueError("must be an argon2id hash from `warren hash`, never the secret itself")
@@ -255,6 +267,7 @@ class Resource(Strict):
     targets: Annotated[tuple[Target, ...], AfterValidator(non_empty)]
     balance: Literal["round_robin", "least_conn", "sticky"] = "round_robin"
     health: Health | None = None
+    retry: Retry = Retry()
     auth: Literal["public"] | ResourceAuth | None = None
     rules: tuple[Rule, ...] = ()
     rate_limits: tuple[RateLimit, ...] = ()

@@ -1,4 +1,4 @@
-from core.balance import Upstreams, target_key, target_states
+from core.balance import EJECT_FIRST, EJECT_MAX, Upstreams, target_key, target_states
 from core.ipsets import parse_address
 from core.policy.check import Capabilities
 from core.policy.compiled import CompiledResource
@@ -93,3 +93,59 @@ resources:
         {"resource": "nas", "site": "home", "target": "http://127.0.0.1:5000", "checked": False,
          "state": "unroutable", "active": 0},
     ]  # fmt: skip
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_target_that_failed_to_connect_is_passed_over_until_its_back_off_is_over() -> None:
+    app, clock = resource("round_robin"), Clock()
+    upstreams = Upstreams(clock)
+    two = target_key(app.targets[1])
+    upstreams.connect_failed(two)
+    assert upstreams.state(two) == "ejected"
+    assert {port(upstreams.pick(app, CLIENT)) for _ in range(6)} == {1, 3}
+    clock.now += EJECT_FIRST
+    picks = [port(upstreams.pick(app, CLIENT)) for _ in range(6)]
+    assert picks.count(2) == 1  # one trial request, the others keep passing it over
+    upstreams.answered(two)
+    assert upstreams.state(two) == "up"
+    assert {port(upstreams.pick(app, CLIENT)) for _ in range(6)} == {1, 2, 3}
+
+
+def test_the_back_off_doubles_while_the_target_keeps_failing_up_to_a_limit() -> None:
+    app, clock = resource("round_robin"), Clock()
+    upstreams = Upstreams(clock)
+    one = target_key(app.targets[0])
+    periods = []
+    for _ in range(6):
+        upstreams.connect_failed(one)
+        start = clock.now
+        while upstreams.is_ejected(one):
+            clock.now += 1
+        periods.append(clock.now - start)
+    assert periods == [EJECT_FIRST, 2 * EJECT_FIRST, 4 * EJECT_FIRST, 8 * EJECT_FIRST, EJECT_MAX,
+                       EJECT_MAX]  # fmt: skip
+
+
+def test_when_every_target_is_ejected_they_are_all_still_tried() -> None:
+    app, upstreams = resource("round_robin"), Upstreams(Clock())
+    for target in app.targets:
+        upstreams.connect_failed(target_key(target))
+    assert upstreams.pick(app, CLIENT) is not None  # a preference, never a refusal
+
+
+def test_a_retry_picks_among_the_candidates_never_the_target_that_failed() -> None:
+    app, upstreams = resource("round_robin"), Upstreams(Clock())
+    candidates = app.targets[:2]
+    first = target_key(candidates[0])
+    upstreams.connect_failed(first)
+    for _ in range(4):
+        assert port(upstreams.pick(app, CLIENT, candidates, without=first)) == 2
+    upstreams.set_health(target_key(candidates[1]), False)
+    assert upstreams.pick(app, CLIENT, candidates, without=first) is None
