@@ -12,6 +12,7 @@ from typing import NamedTuple
 import pytest
 
 from demo.processes import free_port
+from tests.addons.test_deadlines import BlackHole
 from tests.support.gateway import Gateway, GatewayFactory
 from tests.support.rawbackend import RawBackend
 from tests.support.rawclient import send_raw, status_of
@@ -70,6 +71,7 @@ class Shared(NamedTuple):
 def shared(start_module_gateway: GatewayFactory) -> Iterator[Shared]:
     names = ("get", "post", "put", "delete", "eject")
     closed = {name: free_port() for name in names}
+    holes = [BlackHole() for _ in range(3)]
     with RawBackend() as backend, HalfAnswer() as half:
         open_ = backend.port
         resources = "".join(
@@ -79,8 +81,13 @@ def shared(start_module_gateway: GatewayFactory) -> Iterator[Shared]:
             for name in names
         )
         resources += resource("half", half.port, open_)
+        fast = "    timeouts: {connect: 1s}\n"
+        resources += resource("hole", holes[0].port, open_, fast)
+        resources += resource("holes", holes[1].port, holes[2].port, fast)
         gateway = start_module_gateway(f"version: 1\nresources:\n{resources}")
         yield Shared(gateway, backend, closed, half)
+    for hole in holes:
+        hole.close()
 
 
 def request(method: str, host: str, path: str, body: bytes = b"") -> bytes:
@@ -136,3 +143,23 @@ def test_a_refusing_target_is_passed_over_without_health_checks(shared: Shared) 
         assert shared.backend.wait_for(mark.encode())
     ejected = f"target 127.0.0.1:{closed} failed to connect: out of routing for 5s"
     assert gateway.logs().count(ejected) == 1
+
+
+def test_a_get_whose_target_does_not_connect_in_time_goes_to_the_other_target(
+    shared: Shared,
+) -> None:
+    gateway, mark = shared.gateway, marker()
+    assert gateway.get("hole.test", f"/{mark}").status_code == 200
+    assert shared.backend.wait_for(mark.encode())
+    assert "GET hole: " in gateway.logs()
+
+
+def test_the_retry_has_the_same_connect_deadline_and_its_failure_answers(shared: Shared) -> None:
+    # Both targets swallow SYNs: each attempt is given up after timeouts.connect (not the
+    # kernel's two minutes), and the client gets the 504 of the second.
+    gateway = shared.gateway
+    response = gateway.get("holes.test", "/", headers={"accept": "application/json"})
+    assert response.status_code == 504
+    logs = gateway.logs()
+    assert response.json()["reference"] in logs
+    assert "GET holes: " in logs
