@@ -24,11 +24,12 @@ from addons.exchange import Exchange
 from addons.failclosed import fail_closed_connection, kill_server
 from addons.layers import CUT, Cut
 from addons.raw import RawResources
-from addons.retry import RETRIED
 
 log = logging.getLogger("warren.gateway")
 
 type Address = tuple[str, int]
+
+_ARMED_FOR = "warren.deadlines"  # flow.metadata: the address its deadlines are set for
 
 
 @dataclass(slots=True)
@@ -61,6 +62,7 @@ class Deadlines:
         timeouts = exchange.resource.model.timeouts
         address = (flow.request.host, flow.request.port)
         site = exchange.routed_to.site
+        flow.metadata[_ARMED_FOR] = address
         self._asked[(flow.client_conn.id, address)] = _Asked(
             flow, site, timeouts.connect.total_seconds(), timeouts.first_byte.total_seconds()
         )
@@ -75,7 +77,8 @@ class Deadlines:
         self._waiting[flow.id] = (timer, asked)
 
     def connect_failed(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
-        if RETRIED in flow.metadata:  # addons.retry pointed it at another target: same deadlines
+        if flow.metadata.get(_ARMED_FOR) != (flow.request.host, flow.request.port):
+            # addons.retry pointed it at another target: its connection gets the same deadlines
             found = flow.metadata.get(CUT)
             if isinstance(found, Cut) and found.status == 504:
                 del flow.metadata[CUT]  # the first target's; the second decides the answer

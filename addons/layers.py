@@ -268,20 +268,19 @@ class WarrenHttpStream(http_layers.HttpStream):
         return answer
 
     def make_server_connection(self) -> Generator[commands.Command, Any, bool]:
-        ok = yield from self._connect()
-        if ok or self._retried:
-            return ok
-        self._retried = True  # at most once per request
+        if (yield from self._connect()):
+            return True
         request = self.flow.request
         before = (request.host, request.port, request.scheme)
         yield ConnectFailedHook(self.flow)
-        if (request.host, request.port, request.scheme) == before:
-            yield from self._connect_failed()
-            return False
-        ok = yield from self._connect()
-        if not ok:
-            yield from self._connect_failed()
-        return ok
+        moved = (request.host, request.port, request.scheme) != before
+        if moved and not self._retried:
+            self._retried = True  # at most once per request
+            if (yield from self._connect()):
+                return True
+            yield ConnectFailedHook(self.flow)  # that target's failure counts too
+        yield from self._connect_failed()
+        return False
 
     def _connect(self) -> Generator[commands.Command, Any, bool]:
         # mitmproxy's make_server_connection, without its error answer: the error is kept until

@@ -19,7 +19,7 @@ from core.balance import target_key
 
 log = logging.getLogger("warren.gateway")
 
-RETRIED = "warren.retried"  # flow.metadata: the target it went to first
+RETRIED = "warren.retried"  # flow.metadata: the target it went to first, when it was retried
 
 
 def connect_failed(flow: http.HTTPFlow, exchange: Exchange) -> None:
@@ -29,7 +29,9 @@ def connect_failed(flow: http.HTTPFlow, exchange: Exchange) -> None:
     runtime, key = exchange.runtime, target_key(target)
     runtime.upstreams.connect_failed(key)
     request = flow.request
-    if flow.response is not None or request.method not in exchange.resource.model.retry.methods:
+    if RETRIED in flow.metadata or flow.response is not None:
+        return  # the retry failed too: that target is ejected as well, and that is all
+    if request.method not in exchange.resource.model.retry.methods:
         return
     if runtime.sites.resolve(target) != (request.host, request.port):
         return  # it went to another node (addons.relay), which decides about its own targets

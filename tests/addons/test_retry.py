@@ -65,6 +65,7 @@ class Shared(NamedTuple):
     backend: RawBackend
     closed: dict[str, int]  # resource -> its closed target's port (ejection is per target)
     half: HalfAnswer
+    holes: tuple[int, ...]  # targets that swallow SYNs
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ def shared(start_module_gateway: GatewayFactory) -> Iterator[Shared]:
         resources += resource("hole", holes[0].port, open_, fast)
         resources += resource("holes", holes[1].port, holes[2].port, fast)
         gateway = start_module_gateway(f"version: 1\nresources:\n{resources}")
-        yield Shared(gateway, backend, closed, half)
+        yield Shared(gateway, backend, closed, half, tuple(hole.port for hole in holes))
     for hole in holes:
         hole.close()
 
@@ -156,10 +157,12 @@ def test_a_get_whose_target_does_not_connect_in_time_goes_to_the_other_target(
 
 def test_the_retry_has_the_same_connect_deadline_and_its_failure_answers(shared: Shared) -> None:
     # Both targets swallow SYNs: each attempt is given up after timeouts.connect (not the
-    # kernel's two minutes), and the client gets the 504 of the second.
+    # kernel's two minutes), the client gets the 504 of the second, and both are ejected.
     gateway = shared.gateway
     response = gateway.get("holes.test", "/", headers={"accept": "application/json"})
     assert response.status_code == 504
     logs = gateway.logs()
     assert response.json()["reference"] in logs
     assert "GET holes: " in logs
+    for port in shared.holes[1:]:
+        assert logs.count(f"target 127.0.0.1:{port} failed to connect: out of routing") == 1
