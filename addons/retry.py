@@ -26,15 +26,14 @@ def connect_failed(flow: http.HTTPFlow, exchange: Exchange) -> None:
     target = exchange.target
     if target is None or not exchange.routed:
         return
-    runtime, key = exchange.runtime, target_key(target)
+    runtime, key, request = exchange.runtime, target_key(target), flow.request
+    if runtime.sites.resolve(target) != (request.host, request.port):
+        return  # it went to another node (addons.relay): the node failed, not the target
     runtime.upstreams.connect_failed(key)
-    request = flow.request
     if RETRIED in flow.metadata or flow.response is not None:
         return  # the retry failed too: that target is ejected as well, and that is all
     if request.method not in exchange.resource.model.retry.methods:
         return
-    if runtime.sites.resolve(target) != (request.host, request.port):
-        return  # it went to another node (addons.relay), which decides about its own targets
     other = runtime.upstreams.pick(
         exchange.resource, exchange.client.ip, exchange.candidates, without=key
     )
