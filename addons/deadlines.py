@@ -29,6 +29,8 @@ log = logging.getLogger("warren.gateway")
 
 type Address = tuple[str, int]
 
+_ARMED_FOR = "warren.deadlines"  # flow.metadata: the address its deadlines are set for
+
 
 @dataclass(slots=True)
 class _Asked:
@@ -60,6 +62,7 @@ class Deadlines:
         timeouts = exchange.resource.model.timeouts
         address = (flow.request.host, flow.request.port)
         site = exchange.routed_to.site
+        flow.metadata[_ARMED_FOR] = address
         self._asked[(flow.client_conn.id, address)] = _Asked(
             flow, site, timeouts.connect.total_seconds(), timeouts.first_byte.total_seconds()
         )
@@ -72,6 +75,14 @@ class Deadlines:
             return
         timer = asyncio.get_running_loop().call_later(asked.first_byte, self._too_slow, flow)
         self._waiting[flow.id] = (timer, asked)
+
+    def connect_failed(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
+        if flow.metadata.get(_ARMED_FOR) != (flow.request.host, flow.request.port):
+            # addons.retry pointed it at another target: its connection gets the same deadlines
+            found = flow.metadata.get(CUT)
+            if isinstance(found, Cut) and found.status == 504:
+                del flow.metadata[CUT]  # the first target's; the second decides the answer
+            self.requestheaders(flow, exchange)
 
     def responseheaders(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
         self._finished(flow)

@@ -13,7 +13,9 @@ from, once, at load:
   Warren page, JSON or HTML as the request accepts, with a reference also in the log and no
   `Server: mitmproxy`; a request Warren answered before its body arrived gets the answer at once,
   its body is discarded unread (never buffered: a refused 600 MB upload costs nothing); request
-  trailers never reach an application (RFC 9110 §6.5.1 lets a recipient discard them).
+  trailers never reach an application (RFC 9110 §6.5.1 lets a recipient discard them); when the
+  connection to the target fails, `ConnectFailedHook` lets the request path point the request
+  at another target, and the connection is tried once more (addons.retry).
 
 `tests/addons/test_layers.py` fails if a mitmproxy upgrade moves what these rely on.
 """
@@ -33,6 +35,7 @@ from mitmproxy.proxy.layers import http as http_layers
 from mitmproxy.proxy.layers.http import _base, _http1, _http2, _http3
 from mitmproxy.proxy.layers.http._base import ReceiveHttp
 from mitmproxy.proxy.layers.http._events import (
+    ErrorCode,
     RequestData,
     RequestEndOfMessage,
     RequestHeaders,
@@ -79,6 +82,16 @@ class Cut(NamedTuple):
 
 
 CUT = "warren.cut"
+
+
+@dataclass
+class ConnectFailedHook(commands.StartHook):
+    """The connection for `flow` could not be opened (refused, unreachable, too slow): nothing
+    of the request has been sent. The request path may point it elsewhere (addons.retry); if its
+    destination changed, the layer tries that once."""
+
+    name = "warren_connect_failed"
+    flow: http.HTTPFlow
 
 
 def _reference() -> str:
@@ -185,6 +198,8 @@ class WarrenHttp1Client(_http1.Http1Client):
 
 class WarrenHttpStream(http_layers.HttpStream):
     _response_started = False
+    _retried = False
+    _connect_error = ""
     _linger: commands.RequestWakeup | None = None
 
     def _handle_event(self, event: events.Event) -> Commands:
@@ -251,6 +266,41 @@ class WarrenHttpStream(http_layers.HttpStream):
         if h1:
             answer.append(commands.CloseConnection(client))  # as mitmproxy's own answer does
         return answer
+
+    def make_server_connection(self) -> Generator[commands.Command, Any, bool]:
+        if (yield from self._connect()):
+            return True
+        request = self.flow.request
+        before = (request.host, request.port, request.scheme)
+        yield ConnectFailedHook(self.flow)
+        moved = (request.host, request.port, request.scheme) != before
+        if moved and not self._retried:
+            self._retried = True  # at most once per request
+            if (yield from self._connect()):
+                return True
+            yield ConnectFailedHook(self.flow)  # that target's failure counts too
+        yield from self._connect_failed()
+        return False
+
+    def _connect(self) -> Generator[commands.Command, Any, bool]:
+        # mitmproxy's make_server_connection, without its error answer: the error is kept until
+        # it is known whether another target is tried.
+        request = self.flow.request
+        connection, err = yield http_layers.GetHttpConnection(
+            (request.host, request.port),
+            request.scheme == "https",
+            self.flow.server_conn.via,
+            self.flow.server_conn.transport_protocol,
+        )
+        self._connect_error = err
+        if err:
+            return False
+        self.context.server = self.flow.server_conn = connection
+        return True
+
+    def _connect_failed(self) -> Commands:
+        error = ResponseProtocolError(self.stream_id, self._connect_error, ErrorCode.CONNECT_FAILED)
+        yield from self.handle_protocol_error(error)
 
     def state_wait_for_request_headers(self, event: RequestHeaders) -> Commands:
         yield from super().state_wait_for_request_headers(event)

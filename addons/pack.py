@@ -162,6 +162,9 @@ class Warren:
     async def response(self, flow: http.HTTPFlow) -> None:
         await self.pipeline.response(flow)
 
+    async def warren_connect_failed(self, flow: http.HTTPFlow) -> None:
+        await self.pipeline.connect_failed(flow)  # addons.layers.ConnectFailedHook
+
     async def error(self, flow: http.HTTPFlow) -> None:
         await self.pipeline.error(flow)
 

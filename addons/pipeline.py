@@ -28,7 +28,9 @@ log = logging.getLogger("warren.gateway")
 
 type StepMethod = Callable[[http.HTTPFlow, Exchange], Any]
 
-_PHASES = ("requestheaders", "request", "responseheaders", "response", "error")
+_PHASES = ("requestheaders", "request", "connect_failed", "responseheaders", "response", "error")
+# Phases with no answer left to make: a step that fails in them is logged.
+_UNANSWERED = ("connect_failed", "error")
 
 
 def step_name(step: object) -> str:
@@ -46,7 +48,7 @@ class Pipeline:
                 method = getattr(step, phase, None)
                 if callable(method):
                     name = f"{step_name(step)}.{phase}"
-                    if phase != "error":  # an error has no answer left to make: it is logged
+                    if phase not in _UNANSWERED:
                         failclosed.HOOKS.append(name)
                     methods.append((name, method, inspect.iscoroutinefunction(method)))
             self._phases[phase] = methods
@@ -83,6 +85,12 @@ class Pipeline:
         if exchange is not None:
             await self._every("response", flow, exchange)
         without_content_for_head(flow)  # every answer, Warren's own ones included
+
+    async def connect_failed(self, flow: http.HTTPFlow) -> None:
+        """The connection to the request's target failed, nothing was sent (addons.layers)."""
+        exchange = exchange_of(flow)
+        if exchange is not None:
+            await self._every("connect_failed", flow, exchange)
 
     async def error(self, flow: http.HTTPFlow) -> None:
         exchange = exchange_of(flow)

@@ -11,6 +11,7 @@ from addons.exchange import Exchange
 from addons.headerindex import IndexedHeaders
 from addons.relay import point_at_node, relay_route
 from addons.respond import refuse
+from addons.retry import connect_failed
 from addons.signin import SignIn, request_host
 from core import forwarding
 from core.auth import cookies
@@ -52,6 +53,7 @@ class Upstream:
         response = flow.response
         if response is None or exchange.target is None:
             return  # only what an application answered; Warren's own answers set its cookies
+        exchange.runtime.upstreams.answered(target_key(exchange.target))
         if response.status_code == 101 and not _websocket_accepted(flow, response):
             _refuse_switch(flow, response)
             return
@@ -60,6 +62,9 @@ class Upstream:
         if request_host(flow) == exchange.runtime.signin.portal_host:
             return
         _refuse_warren_cookies(response, flow)
+
+    def connect_failed(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
+        connect_failed(flow, exchange)  # eject the target; perhaps another one (addons.retry)
 
     def response(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
         _finished(exchange)

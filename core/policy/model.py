@@ -210,6 +210,28 @@ class Health(Strict):
     path: str = "/"
     interval: Duration = timedelta(seconds=10)
     timeout: Duration = timedelta(seconds=2)
+    fall: int = Field(default=1, ge=1, le=100)  # failed probes in a row that take a target out
+    rise: int = Field(default=1, ge=1, le=100)  # good probes in a row that put it back
+    host: Host | None = None  # the probes' Host; by default the resource's (core.health)
+
+    @field_validator("host")
+    @classmethod
+    def _exact_host(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("*."):
+            raise ValueError("a probe asks for one name: a host, not a wildcard")
+        return value
+
+
+# RFC 9110 §9.2.2: the idempotent methods are the safe ones (§9.2.1: GET, HEAD, OPTIONS, TRACE)
+# and PUT and DELETE. Only those may be sent twice; PUT and DELETE only where the resource says
+# its application keeps to that (many do not: a DELETE that counts, a PUT that appends).
+type RetryMethod = Literal["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]
+
+
+class Retry(Strict):
+    """A request whose connection to a target failed goes once to another target (addons.retry)."""
+
+    methods: tuple[RetryMethod, ...] = ("GET", "HEAD", "OPTIONS")
 
 
 class Rewrite(Strict):
@@ -327,6 +349,7 @@ class Resource(Strict):
     routes: tuple[Route, ...] = ()
     balance: Literal["round_robin", "least_conn", "sticky"] = "round_robin"
     health: Health | None = None
+    retry: Retry = Retry()
     auth: Literal["public"] | ResourceAuth | None = None
     rules: tuple[Rule, ...] = ()
     rate_limits: tuple[RateLimit, ...] = ()

@@ -1,6 +1,8 @@
 """Warren's HTTP layers (addons.layers) in a real gateway: bounded heads, a head timeout, refused
 bodies answered at once, trailers dropped, and every error answer a Warren page."""
 
+import dataclasses
+import inspect
 import json
 import socket
 import threading
@@ -52,6 +54,19 @@ def test_what_the_layers_replace_is_still_where_they_expect_it() -> None:
     assert getattr(http_layers, "Http1Server") is layers.WarrenHttp1Server  # noqa: B009
     assert getattr(http_layers, "Http1Client") is layers.WarrenHttp1Client  # noqa: B009
     assert http_layers.HttpStream is layers.WarrenHttpStream
+
+
+def test_the_retry_still_replaces_the_one_place_a_stream_opens_its_connection() -> None:
+    # WarrenHttpStream.make_server_connection asks for the connection itself (so a failure can be
+    # tried once more elsewhere, addons.retry): mitmproxy must still open it only there, with a
+    # GetHttpConnection of these fields, and answer a failure through handle_protocol_error.
+    source = inspect.getsource(layers.WarrenHttpStream.__bases__[0])  # mitmproxy's own
+    assert source.count("GetHttpConnection(") == 1
+    assert source.count("yield from self.make_server_connection()") == 2
+    fields = [f.name for f in dataclasses.fields(http_layers.GetHttpConnection)]
+    assert fields[:4] == ["address", "tls", "via", "transport_protocol"]
+    assert callable(http_layers.HttpStream.handle_protocol_error)
+    assert layers.ConnectFailedHook.name == "warren_connect_failed"
 
 
 def test_a_head_that_never_ends_is_cut_at_the_limit_with_431(

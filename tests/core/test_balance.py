@@ -1,4 +1,4 @@
-from core.balance import Upstreams, target_key, target_states
+from core.balance import EJECT_FIRST, EJECT_MAX, Upstreams, target_key, target_states
 from core.ipsets import parse_address
 from core.policy.check import Capabilities
 from core.policy.compiled import CompiledResource
@@ -118,3 +118,60 @@ resources:
     assert {port(upstreams.pick(app, CLIENT, route)) for _ in range(3)} == {8}
     listed = [state["target"] for state in target_states(policy, upstreams)]
     assert listed == [f"http://127.0.0.1:{n}" for n in (1, 2, 7, 8)]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_target_that_failed_to_connect_is_passed_over_until_its_back_off_is_over() -> None:
+    app, clock = resource("round_robin"), Clock()
+    upstreams = Upstreams(clock)
+    two = target_key(app.targets[1])
+    upstreams.connect_failed(two)
+    assert upstreams.state(two) == "ejected"
+    assert {port(upstreams.pick(app, CLIENT)) for _ in range(6)} == {1, 3}
+    clock.now += EJECT_FIRST
+    picks = [port(upstreams.pick(app, CLIENT)) for _ in range(6)]
+    assert picks.count(2) == 1  # one trial request, the others keep passing it over
+    upstreams.answered(two)
+    assert upstreams.state(two) == "up"
+    assert {port(upstreams.pick(app, CLIENT)) for _ in range(6)} == {1, 2, 3}
+
+
+def test_the_back_off_doubles_while_the_target_keeps_failing_up_to_a_limit() -> None:
+    app, clock = resource("round_robin"), Clock()
+    upstreams = Upstreams(clock)
+    one = target_key(app.targets[0])
+    periods = []
+    for _ in range(6):
+        upstreams.connect_failed(one)
+        start = clock.now
+        while upstreams.is_ejected(one):
+            clock.now += 1
+        periods.append(clock.now - start)
+    assert periods == [EJECT_FIRST, 2 * EJECT_FIRST, 4 * EJECT_FIRST, 8 * EJECT_FIRST, EJECT_MAX,
+                       EJECT_MAX]  # fmt: skip
+
+
+def test_when_every_target_is_ejected_they_are_all_still_tried() -> None:
+    app, upstreams = resource("round_robin"), Upstreams(Clock())
+    for target in app.targets:
+        upstreams.connect_failed(target_key(target))
+    assert upstreams.pick(app, CLIENT) is not None  # a preference, never a refusal
+
+
+def test_a_retry_never_picks_the_target_that_failed() -> None:
+    app, upstreams = resource("round_robin"), Upstreams(Clock())
+    first, second, *others = (target_key(target) for target in app.targets)
+    upstreams.connect_failed(first)
+    for other in others:
+        upstreams.set_health(other, False)
+    for _ in range(4):
+        assert port(upstreams.pick(app, CLIENT, without=first)) == 2
+    upstreams.set_health(second, False)
+    assert upstreams.pick(app, CLIENT, without=first) is None
