@@ -167,6 +167,8 @@ class Target(Strict):
     host: str
     port: int = Field(ge=1, le=65535)
     scheme: Literal["http", "https"] = "http"
+    # Send the PROXY protocol header first on each connection to this target (core/proxyprotocol)
+    proxy_protocol: Literal["v1", "v2"] | None = None
 
 
 class Health(Strict):
@@ -272,6 +274,9 @@ class Resource(Strict):
                 raise ValueError(f"a {self.protocol} resource needs the port it listens on")
             if self.host is not None:
                 raise ValueError(f"a {self.protocol} resource has a port, not a host")
+        if self.protocol != "tcp" and any(t.proxy_protocol for t in self.targets):
+            # Refused, never ignored: a target that expects the header would misread the stream.
+            raise ValueError("proxy_protocol is sent to targets of tcp resources only")
         return self
 
 
