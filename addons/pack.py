@@ -30,6 +30,7 @@ from addons.metrics import Metrics
 from addons.pipeline import Pipeline
 from addons.plainhttp import PlainHttp
 from addons.probes import Probes
+from addons.proxyaccept import ProxyProtocolAccept
 from addons.ratelimit import RateLimits
 from addons.raw import RawResources
 from addons.relay import Relayed, RelayTls
@@ -96,6 +97,9 @@ def parts(slot: RuntimeSlot, steps: Steps = request_steps) -> tuple[list[object]
         ),  # the runtime
         Certificates(slot),  # what TLS serves, by SNI
         ClientCertificateRequest(slot),  # mutual TLS on the hosts of resources with client_ca
+        ProxyProtocolAccept(
+            slot
+        ),  # a PROXY header from a trusted load balancer, before Layers sees the layer
         Layers(slot),  # mitmproxy's HTTP layers with head limits and Warren's error pages
         RelayTls(slot),  # connections to other nodes trust node.ca_file
         raw,
