@@ -2,14 +2,20 @@
 real gateway process: believed from trusted_proxies (rules and the access log see the header's
 address), required from them, refused from anyone else, malformed headers refused."""
 
+import socket
+import ssl
 import struct
 from ipaddress import ip_address
+from pathlib import Path
+
+import pytest
 
 from core.proxyprotocol import V2_SIGNATURE, Endpoint, Version, encode
 from tests.addons.test_accesslog import requests
 from tests.addons.test_raw import talk
 from tests.support.backend import Backend
 from tests.support.gateway import GatewayFactory
+from tests.support.tls import LocalCa
 from tests.support.waiting import eventually
 
 SETTINGS = "listen_proxy_protocol: true\n"
@@ -89,3 +95,28 @@ def test_a_header_from_an_untrusted_peer_is_refused(
     )
     assert not any(r["client"] == "198.51.100.7" for r in requests(logs))
     assert any(r["client"] == "127.0.0.1" for r in requests(logs))
+
+
+@pytest.mark.parametrize("kind", ["warren", "mitmdump"])
+def test_the_header_comes_before_tls_on_the_https_listener(
+    kind: str, backend: Backend, tmp_path: Path, start_gateway: GatewayFactory
+) -> None:
+    ca = LocalCa.fresh()
+    ca.issue(["app.example"], tmp_path / "app.pem")
+    settings = f"{SETTINGS}certs: [{tmp_path / 'app.pem'}]\n"
+    gateway = start_gateway(policy(backend, "127.0.0.1/32"), kind=kind, settings=settings)
+    context = ssl.create_default_context(cafile=ca.write(tmp_path / "ca.pem"))
+
+    def over_tls(client: str) -> int | None:
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as raw:
+            raw.sendall(header("v2", client))
+            with context.wrap_socket(raw, server_hostname="app.example") as tls:
+                tls.sendall(GET)
+                answer = b""
+                while chunk := tls.recv(65536):
+                    answer += chunk
+        return status(answer)
+
+    assert over_tls("203.0.113.9") == 403
+    assert over_tls("198.51.100.7") == 200
+    eventually(lambda: any(r["client"] == "198.51.100.7" for r in requests(gateway.logs())))
