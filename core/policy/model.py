@@ -274,9 +274,9 @@ class Resource(Strict):
                 raise ValueError(f"a {self.protocol} resource needs the port it listens on")
             if self.host is not None:
                 raise ValueError(f"a {self.protocol} resource has a port, not a host")
-        if self.protocol != "tcp" and any(t.proxy_protocol for t in self.targets):
+        if self.protocol == "udp" and any(t.proxy_protocol for t in self.targets):
             # Refused, never ignored: a target that expects the header would misread the stream.
-            raise ValueError("proxy_protocol is sent to targets of tcp resources only")
+            raise ValueError("proxy_protocol is sent to targets of tcp and http resources, not udp")
         return self
 
 

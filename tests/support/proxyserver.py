@@ -2,6 +2,10 @@
 independently of core/proxyprotocol, and answers with what it was told:
 `b"<src-ip> <src-port> <dst-ip> <dst-port>|"` followed by the bytes that came after the header,
 echoed until the client half-closes. A connection without a readable header is answered `b"bad|"`.
+
+With `http=True` it is an HTTP/1.1 target instead: each request on the connection (a head, no
+body) is answered 200 with what the header said as the body, so a test sees which connection,
+with which header, carried each request.
 """
 
 import ipaddress
@@ -41,7 +45,8 @@ def parse(conn: socket.socket) -> str:
 
 
 class ProxyProtocolServer:
-    def __init__(self) -> None:
+    def __init__(self, http: bool = False) -> None:
+        self.http = http
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._server.getsockname()[1]
         self.seen: list[str] = []
@@ -75,9 +80,33 @@ class ProxyProtocolServer:
             except (ConnectionError, KeyError, ValueError, OSError):
                 said = "bad"
             self.seen.append(said)
+            if self.http:
+                _answer_requests(conn, said.encode())
+                return
             try:
                 conn.sendall(said.encode() + b"|")
                 while chunk := conn.recv(65536):
                     conn.sendall(chunk)
             except OSError:
                 return
+
+
+def _answer_requests(conn: socket.socket, body: bytes) -> None:
+    pending = b""
+    try:
+        while True:
+            while b"\r\n\r\n" not in pending:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                pending += chunk
+            head, _, pending = pending.partition(b"\r\n\r\n")
+            close = b"connection: close" in head.lower()
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n%s\r\n%s"
+                % (len(body), b"connection: close\r\n" if close else b"", body)
+            )
+            if close:
+                return
+    except OSError:
+        return
