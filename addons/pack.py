@@ -30,6 +30,8 @@ from addons.metrics import Metrics
 from addons.pipeline import Pipeline
 from addons.plainhttp import PlainHttp
 from addons.probes import Probes
+from addons.proxyaccept import ProxyProtocolAccept
+from addons.proxyheader import ProxyHeaderConnections, ProxyHeaderStep
 from addons.ratelimit import RateLimits
 from addons.raw import RawResources
 from addons.relay import Relayed, RelayTls
@@ -69,6 +71,7 @@ def request_steps(deadlines: Deadlines) -> list[object]:
         RateLimits(),
         Auth(),  # sign-in required: to the portal, 401, or 403 for someone not listed
         Upstream(),  # a target; the headers the application receives
+        ProxyHeaderStep(),  # the PROXY header a new connection to that target starts with
         deadlines,  # how long the target may take to connect and to answer
     ]
 
@@ -96,6 +99,8 @@ def parts(slot: RuntimeSlot, steps: Steps = request_steps) -> tuple[list[object]
         ),  # the runtime
         Certificates(slot),  # what TLS serves, by SNI
         ClientCertificateRequest(slot),  # mutual TLS on the hosts of resources with client_ca
+        ProxyProtocolAccept(slot),  # a trusted balancer's PROXY header, before Layers looks
+        ProxyHeaderConnections(),  # the PROXY header first on connections to http targets
         Layers(slot),  # mitmproxy's HTTP layers with head limits and Warren's error pages
         RelayTls(slot),  # connections to other nodes trust node.ca_file
         raw,

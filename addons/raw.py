@@ -6,6 +6,7 @@ resource's port, added and removed as the policy changes. The mode's own destina
 discard port on loopback, never used: `server_connect` points every connection at the target
 chosen when it arrived, and refuses to connect one it knows nothing about. The connection's
 bytes are relayed by an ignoring TCP/UDP layer (no flow, no copy kept, no TLS interception).
+A target with `proxy_protocol` first gets the PROXY header (addons/proxyheader.py).
 
 Fail closed per connection: an exception in any of these hooks kills the connection.
 """
@@ -18,6 +19,7 @@ from mitmproxy.proxy import layer, layers, server_hooks
 
 from addons.failclosed import fail_closed_connection, kill_client, kill_server
 from addons.options import UNROUTED
+from addons.proxyheader import ProxyHeaderTCPLayer, header_for
 from addons.runtime import Runtime, RuntimeSlot
 from core.balance import TargetKey, Upstreams, target_key
 from core.clientip import peer_address
@@ -37,6 +39,7 @@ class Route(NamedTuple):
     address: tuple[str, int]
     connect_timeout: float  # the resource's timeouts.connect, in seconds
     upstreams: Upstreams  # whose count of connections in flight it is in
+    header: bytes = b""  # the PROXY protocol header to write first, if the target asks for one
 
 
 def _admission(runtime: Runtime, resource: CompiledResource, ip: IPAddress) -> str | None:
@@ -126,7 +129,10 @@ class RawResources:
             return
         key = target_key(target)
         connect = resource.model.timeouts.connect.total_seconds()
-        self._routes[client.id] = Route(name, key, address, connect, runtime.upstreams)
+        header = b""
+        if target.proxy_protocol is not None and client.sockname:
+            header = header_for(target.proxy_protocol, ip, client.peername, client.sockname)
+        self._routes[client.id] = Route(name, key, address, connect, runtime.upstreams, header)
         runtime.upstreams.started(key)
         log.info("%s %s from %s -> %s:%d", protocol, name, ip, target.host, target.port)
 
@@ -135,11 +141,14 @@ class RawResources:
 
     def next_layer(self, nextlayer: layer.NextLayer) -> None:
         client = nextlayer.context.client
-        if client.id not in self._routes:
+        route = self._routes.get(client.id)
+        if route is None:
             return
         # Relay without a flow: nothing kept, nothing parsed, TLS passed through untouched.
         if client.transport_protocol == "udp":
             nextlayer.layer = layers.UDPLayer(nextlayer.context, ignore=True)
+        elif route.header:
+            nextlayer.layer = ProxyHeaderTCPLayer(nextlayer.context, route.header)
         else:
             nextlayer.layer = layers.TCPLayer(nextlayer.context, ignore=True)
 

@@ -37,6 +37,11 @@ class ProxyTrust:
         """Whether `peer` is one of the trusted proxies."""
         return peer in self._proxies or peer in self._cloudflare
 
+    def sends_proxy_header(self, peer: IPAddress) -> bool:
+        """Whether `peer`'s PROXY protocol header counts: the listed networks, not Cloudflare's
+        edge (its HTTP proxies never send one)."""
+        return peer in self._proxies
+
     def resolve(
         self, peer: IPAddress, forwarded_for: str | None, cf_connecting_ip: str | None
     ) -> ClientAddress:

@@ -340,6 +340,9 @@ class Settings(BaseSettings):
     http: Http = Http()
     # Plain HTTP (e.g. 0.0.0.0:80): ACME's HTTP-01 answers, and a 308 to https for the rest.
     http_listen: Annotated[Listen | None, NoDecode, BeforeValidator(_listen)] = None
+    # Connections to listen/http_listen from the policy's trusted_proxies start with a PROXY
+    # protocol header (an L4 load balancer in front); addons/proxyaccept.py
+    listen_proxy_protocol: bool = False
     acme: Acme | None = None
     metrics: Metrics = Metrics()
     logging: Logging = Logging()

@@ -194,6 +194,8 @@ class Target(Strict):
     host: Annotated[str, BeforeValidator(_target_host)]
     port: int = Field(ge=1, le=65535)
     scheme: Literal["http", "https"] = "http"
+    # Send the PROXY protocol header first on each connection to this target (core/proxyprotocol)
+    proxy_protocol: Literal["v1", "v2"] | None = None
 
     @property
     def authority(self) -> str:
@@ -377,6 +379,9 @@ class Resource(Strict):
                 raise ValueError(f"a {self.protocol} resource needs the port it listens on")
             if self.host is not None:
                 raise ValueError(f"a {self.protocol} resource has a port, not a host")
+        if self.protocol == "udp" and any(t.proxy_protocol for t in self.targets):
+            # Refused, never ignored: a target that expects the header would misread the stream.
+            raise ValueError("proxy_protocol is sent to targets of tcp and http resources, not udp")
         return self
 
 

@@ -28,6 +28,7 @@ def test_the_request_path_is_in_the_order_of_the_design() -> None:
         "RateLimits",
         "Auth",
         "Upstream",
+        "ProxyHeaderStep",
         "Deadlines",
         "Metrics",  # then the parts that count each request once it is answered
         "AccessLog",
@@ -39,6 +40,8 @@ def test_the_request_path_is_in_the_order_of_the_design() -> None:
         "Config",
         "Certificates",
         "ClientCertificateRequest",
+        "ProxyProtocolAccept",
+        "ProxyHeaderConnections",
         "Layers",
         "RelayTls",
         "RawResources",
@@ -61,7 +64,7 @@ def test_other_steps_can_stand_in_for_the_request_path() -> None:
     _, pipeline = parts(RuntimeSlot(), only_deadlines)
     assert [type(step).__name__ for step in pipeline.steps] == ["Deadlines", "Metrics", "AccessLog"]
     _, whole = parts(RuntimeSlot(), request_steps)
-    assert len(whole.steps) == 15
+    assert len(whole.steps) == 16
 
 
 class Part:
@@ -126,6 +129,8 @@ def test_warren_addons_is_the_whole_pack_as_one_addon_on_the_slot_given() -> Non
         "Config",
         "Certificates",
         "ClientCertificateRequest",
+        "ProxyProtocolAccept",
+        "ProxyHeaderConnections",
         "Layers",
         "RelayTls",
         "RawResources",

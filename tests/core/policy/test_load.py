@@ -128,6 +128,7 @@ def test_geo_conditions_need_a_database() -> None:
         ("host: 127.0.0.1, port: 3001", "host: '127.0.0.1:3001', port: 3001", "the port goes in"),
         ("host: 127.0.0.1, port: 3001", "host: '[wiki]', port: 3001", "nor an IP address"),
         ("host: 127.0.0.1, port: 3001", "host: 'http://wiki', port: 3001", "is not a host name"),
+        ("port: 3001}", "port: 3001, proxy_protocol: v3}", "Input should be 'v1' or 'v2'"),
     ],
 )
 def test_field_errors(fragment: str, replacement: str, message: str) -> None:
