@@ -89,7 +89,11 @@ def test_build_runtime_makes_every_service_from_the_files(tmp_path: Path) -> Non
     [
         ("version: 2\n", "", "policy.yaml:1: version: Input should be 1"),
         (POLICY, "storage: nowhere://\n", "storage"),
-        ("version: 1\nresources: {x: {host: a.example}}\n", "", "resources.x: a resource needs targets"),
+        (
+            "version: 1\nresources: {x: {host: a.example}}\n",
+            "",
+            "resources.x: a resource needs targets",
+        ),
     ],
     ids=["policy-version", "settings", "policy-field"],
 )
