@@ -15,7 +15,9 @@ from, once, at load:
   its body is discarded unread (never buffered: a refused 600 MB upload costs nothing); request
   trailers never reach an application (RFC 9110 §6.5.1 lets a recipient discard them); when the
   connection to the target fails, `ConnectFailedHook` lets the request path point the request
-  at another target, and the connection is tried once more (addons.retry).
+  at another target, and the connection is tried once more (addons.retry); after the 101 of
+  a WebSocket whose flow carries `RELAY_RAW` (the sidecar's own tunnel stream), the bytes are
+  relayed as they are, without mitmproxy's per-message parsing and hook.
 
 `tests/addons/test_layers.py` fails if a mitmproxy upgrade moves what these rely on.
 """
@@ -32,6 +34,7 @@ from mitmproxy import connection, ctx, http
 from mitmproxy.net.http import http1
 from mitmproxy.proxy import commands, events, layer
 from mitmproxy.proxy.layers import http as http_layers
+from mitmproxy.proxy.layers import tcp
 from mitmproxy.proxy.layers.http import _base, _http1, _http2, _http3
 from mitmproxy.proxy.layers.http._base import ReceiveHttp
 from mitmproxy.proxy.layers.http._events import (
@@ -82,6 +85,11 @@ class Cut(NamedTuple):
 
 
 CUT = "warren.cut"
+
+# flow.metadata: after this flow's 101, relay bytes instead of WebSocket messages. Only for a
+# stream whose both ends are Warren's (docs/tunnels.md, the TCP/443 fallback): an application's
+# WebSocket stays parsed frame by frame, so a 101 it did not mean cannot become a raw tunnel.
+RELAY_RAW = "warren.relay-raw"
 
 
 @dataclass
@@ -301,6 +309,20 @@ class WarrenHttpStream(http_layers.HttpStream):
     def _connect_failed(self) -> Commands:
         error = ResponseProtocolError(self.stream_id, self._connect_error, ErrorCode.CONNECT_FAILED)
         yield from self.handle_protocol_error(error)
+
+    def flow_done(self) -> Commands:
+        response = self.flow.response
+        if response is None or response.status_code != 101 or not self.flow.metadata.get(RELAY_RAW):
+            yield from super().flow_done()
+            return
+        # mitmproxy's own upgrade, with a TCP relay (no flow of its own, so no hook and no kept
+        # message) where it would put its WebSocket layer: the gateway's cost is then per read,
+        # not per message and its hook, which carried most of the fallback's CPU time.
+        self.flow.live = False
+        self.child_layer = tcp.TCPLayer(self.context, ignore=True)
+        self._handle_event = self.passthrough  # type: ignore[method-assign]
+        yield from self.child_layer.handle_event(events.Start())
+        yield http_layers.SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)
 
     def state_wait_for_request_headers(self, event: RequestHeaders) -> Commands:
         yield from super().state_wait_for_request_headers(event)

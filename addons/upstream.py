@@ -6,9 +6,11 @@ from urllib.parse import unquote_plus
 
 from mitmproxy import http
 
+from addons import siteapi
 from addons.destination import point_at
 from addons.exchange import Exchange
 from addons.headerindex import IndexedHeaders
+from addons.layers import RELAY_RAW
 from addons.relay import point_at_node, relay_route
 from addons.respond import refuse
 from addons.retry import connect_failed
@@ -57,6 +59,8 @@ class Upstream:
         if response.status_code == 101 and not _websocket_accepted(flow, response):
             _refuse_switch(flow, response)
             return
+        if response.status_code == 101 and exchange.resource.name == siteapi.NAME:
+            flow.metadata[RELAY_RAW] = True  # the site's TCP/443 stream (sidecar.streamnode)
         if "set-cookie" not in response.headers:
             return
         if request_host(flow) == exchange.runtime.signin.portal_host:

@@ -69,6 +69,15 @@ def test_the_retry_still_replaces_the_one_place_a_stream_opens_its_connection() 
     assert layers.ConnectFailedHook.name == "warren_connect_failed"
 
 
+def test_the_raw_relay_still_stands_where_mitmproxy_puts_its_websocket_layer() -> None:
+    # WarrenHttpStream.flow_done repeats mitmproxy's upgrade with a TCP relay (RELAY_RAW): that
+    # upgrade must still be a child layer fed through `passthrough`, then the response's end.
+    source = inspect.getsource(layers.WarrenHttpStream.__bases__[0].flow_done)
+    assert "self.child_layer = websocket.WebsocketLayer(self.context, self.flow)" in source
+    assert "self._handle_event = self.passthrough" in source
+    assert "SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)" in source
+
+
 def test_a_head_that_never_ends_is_cut_at_the_limit_with_431(
     raw_backend: RawBackend, start_gateway: GatewayFactory
 ) -> None:

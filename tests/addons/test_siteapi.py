@@ -2,6 +2,7 @@
 the global rules and decided on the canonical path: a real gateway, a backend standing in for the
 sidecar's API; and the resource made for it, in-process."""
 
+import socket
 import uuid
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from tests.support.gateway import GatewayFactory
 from tests.support.inprocess import flow, pack, run
 from tests.support.rawbackend import RawBackend
 from tests.support.rawclient import send_raw, status_of
+from tests.support.waiting import eventually
 
 API_SETTINGS = "wireguard: {api: 127.0.0.1:8765}\n"
 PLAIN_POLICY = """\
@@ -136,3 +138,49 @@ resources:
         other = b"GET /.warren/sites/status HTTP/1.1\r\nHost: node.test\r\n\r\n"
         assert status_of(send_raw(gateway.port, other, timeout=2)) == 200
         sidecar.wait_for(b"/.warren/sites/status")
+
+
+def _upgrade(port: int, host: str, path: str) -> socket.socket:
+    """A WebSocket handshake through the gateway; the socket, once its 101 is read."""
+    client = socket.create_connection(("127.0.0.1", port), timeout=5)
+    client.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += client.recv(4096)
+    assert status_of(answer) == 101, answer
+    return client
+
+
+def test_the_sites_tunnel_stream_is_relayed_as_bytes_and_an_applications_websocket_is_not(
+    start_gateway: GatewayFactory,
+) -> None:
+    # The sidecar's TCP/443 stream carries many small messages: relayed as bytes (addons.layers
+    # RELAY_RAW), not parsed and hooked one by one. An application's WebSocket keeps mitmproxy's
+    # frame parsing: what is no WebSocket frame after its 101 never reaches the application.
+    with RawBackend(upgrade=True) as sidecar, RawBackend(upgrade=True) as application:
+        policy = f"""\
+version: 1
+sites:
+  home: {{secret_sha256: "{SECRET_SHA256}"}}
+resources:
+  pub:
+    host: pub.test
+    auth: public
+    targets: [{{host: 127.0.0.1, port: {application.port}}}]
+"""
+        gateway = start_gateway(policy, settings=f"wireguard: {{api: 127.0.0.1:{sidecar.port}}}\n")
+        tag = uuid.uuid4().hex[:12]
+        bytes_after = f"not a frame {tag}\r\n".encode()  # 'n': RSV bits no extension allows
+        with _upgrade(gateway.port, "node.test", "/.warren/sites/tunnel?site=home") as stream:
+            stream.sendall(bytes_after)
+            eventually(lambda: any(c.endswith(bytes_after) for c in sidecar.connections()))
+        with _upgrade(gateway.port, "pub.test", f"/{tag}-app") as websocket:
+            websocket.sendall(bytes_after)
+            websocket.settimeout(5)
+            while websocket.recv(4096):  # the gateway closes a connection that broke framing
+                pass
+        (upgraded,) = [c for c in application.connections() if f"{tag}-app".encode() in c]
+        assert bytes_after not in upgraded
