@@ -72,7 +72,7 @@ def test_the_retry_still_replaces_the_one_place_a_stream_opens_its_connection() 
 def test_the_raw_relay_still_stands_where_mitmproxy_puts_its_websocket_layer() -> None:
     # WarrenHttpStream.flow_done repeats mitmproxy's upgrade with a TCP relay (RELAY_RAW): that
     # upgrade must still be a child layer fed through `passthrough`, then the response's end.
-    source = inspect.getsource(layers.WarrenHttpStream.__bases__[0].flow_done)
+    source = inspect.getsource(layers.WarrenHttpStream.__mro__[1].__dict__["flow_done"])
     assert "self.child_layer = websocket.WebsocketLayer(self.context, self.flow)" in source
     assert "self._handle_event = self.passthrough" in source
     assert "SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)" in source
