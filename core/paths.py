@@ -185,7 +185,7 @@ def compile_pattern(source: str) -> PathPattern:
         if subtree:
             return PathPattern(source, "subtree", literal.rstrip("/"))
         return PathPattern(source, "exact", literal)
-    _, literals, _ = _parts(source)
+    _, literals, _ = pattern_parts(source)
     return PathPattern(source, "glob", _directory_key(literals[0], True))
 
 
@@ -194,7 +194,7 @@ def _subtree_and_body(source: str) -> tuple[bool, str]:
     return subtree, source[: source.rindex("/")] if subtree else source
 
 
-def _parts(source: str) -> tuple[bool, list[str], list[str]]:
+def pattern_parts(source: str) -> tuple[bool, list[str], list[str]]:
     """Whether the pattern covers a subtree, its canonical literal pieces, and the wildcards
     between them."""
     subtree, body = _subtree_and_body(source)
@@ -203,7 +203,7 @@ def _parts(source: str) -> tuple[bool, list[str], list[str]]:
 
 
 def _glob_regex(source: str) -> re.Pattern[str]:
-    subtree, literals, wildcards = _parts(source)
+    subtree, literals, wildcards = pattern_parts(source)
     regex = re.escape(literals[0])
     for wildcard, literal in zip(wildcards, literals[1:], strict=True):
         regex += _WILDCARD_REGEX[wildcard] + re.escape(literal)
@@ -256,7 +256,7 @@ def literal_prefix(pattern: PathPattern) -> str:
     path, for a subtree its directory, for a glob what comes before its first wildcard."""
     if pattern.kind != "glob":
         return pattern.key
-    return _parts(pattern.source)[1][0]
+    return pattern_parts(pattern.source)[1][0]
 
 
 def literal_path(value: str) -> str:

@@ -144,11 +144,12 @@ def _unknown_sites(model: PolicyFile) -> Iterator[Problem]:
 def _shadowed_routes(model: PolicyFile) -> Iterator[Problem]:
     """A route the table would never choose (core.policy.routes) is a mistake, not a fallback."""
     for name, resource in model.resources.items():
-        for route, winner in RouteTable(name, resource.routes).shadowed():
+        for route, winners in RouteTable(name, resource.routes).shadowed():
+            named = " and ".join(f"routes[{w.index}] ({w.pattern.source})" for w in winners)
             yield Problem(
                 ("resources", name, "routes", route.index, "path"),
-                f"{route.pattern.source} can never match: routes[{winner.index}] "
-                f"({winner.pattern.source}) is the same path pattern and always wins",
+                f"{route.pattern.source} can never match: every path it matches goes to "
+                f"{named} first (the most specific route wins)",
             )
 
 

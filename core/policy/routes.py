@@ -16,6 +16,7 @@ changes only what the target receives (docs/configuration.md, "Routes").
 from dataclasses import dataclass
 
 from core.paths import PathPattern, literal_prefix
+from core.policy.coverage import matches_beyond, overlap
 from core.policy.model import Rewrite, Route, Target
 
 type Specificity = tuple[int, int, int]
@@ -61,21 +62,19 @@ class RouteTable:
                 return route
         return None
 
-    def shadowed(self) -> list[tuple[CompiledRoute, CompiledRoute]]:
-        """(route, the earlier route that always wins over it) for every route with the same
-        pattern, after canonical form, as an earlier one (`/api/*` and `/api/**` are one
-        subtree): the first always wins, the second is never chosen. Other overlaps leave each
-        route paths of its own (an exact path; a subtree's directory itself), except between
-        globs, which are not compared: two globs with the same prefix go in written order."""
-        first: dict[tuple[str, str], CompiledRoute] = {}
+    def shadowed(self) -> list[tuple[CompiledRoute, list[CompiledRoute]]]:
+        """(route, the routes tried before it that share paths with it) for every route that
+        can never be chosen: each path it matches is matched by one tried before it (the same
+        pattern, `/api/**` after `/api/*`; a glob inside an earlier one of the same prefix,
+        `/f/*a/raw` after `/f/*/raw`; an exact path's only path taken by an earlier exact one).
+        Decided exactly (core.policy.coverage), not by trying paths."""
         found = []
-        for route in self.routes:
-            pattern = route.pattern
-            same = (pattern.kind, pattern.source if pattern.kind == "glob" else pattern.key)
-            if same in first:
-                found.append((route, first[same]))
-            first.setdefault(same, route)
-        return found
+        for rank, route in enumerate(self._ordered):
+            before = self._ordered[:rank]
+            if before and not matches_beyond(route.pattern, [r.pattern for r in before]):
+                winners = [r for r in before if overlap(route.pattern, r.pattern)]
+                found.append((route, sorted(winners, key=lambda r: r.index)))
+        return sorted(found, key=lambda pair: pair[0].index)
 
 
 def rewritten(path: str, rewrite: Rewrite) -> str:

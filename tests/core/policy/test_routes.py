@@ -187,10 +187,32 @@ def test_check_refuses_a_route_that_can_never_match() -> None:
         parse_policy(policy(routes), Capabilities())
     text = str(error.value)
     assert (
-        "resources.app.routes[2].path: /api/** can never match: routes[0] (/api/*) is the same "
-        "path pattern and always wins" in text
+        "resources.app.routes[2].path: /api/** can never match: every path it matches goes to "
+        "routes[0] (/api/*) first (the most specific route wins)" in text
     )
-    assert "resources.app.routes[3].path: /log%69n can never match: routes[1] (/login)" in text
+    assert "resources.app.routes[3].path: /log%69n can never match: every path it matches goes "
+    assert "to routes[1] (/login) first" in text
+
+
+def test_check_refuses_a_glob_inside_an_earlier_one_and_keeps_one_that_overlaps() -> None:
+    inside = """\
+      - {path: "/f/*/raw", targets: [{host: 127.0.0.1, port: 2}]}
+      - {path: "/f/*a/raw", targets: [{host: 127.0.0.1, port: 3}]}
+"""
+    with pytest.raises(ConfigError) as error:
+        parse_policy(policy(inside), Capabilities())
+    assert (
+        "resources.app.routes[1].path: /f/*a/raw can never match: every path it matches goes to "
+        "routes[0] (/f/*/raw) first" in str(error.value)
+    )
+    # The other way round each has paths of its own (/f/b/raw goes to the second).
+    first, second = inside.splitlines()
+    compiled = parse_policy(policy(f"{second}\n{first}\n"), Capabilities())
+    table = compiled.resources["app"].routes
+    assert [getattr(table.choose(path), "index", None) for path in ("/f/ba/raw", "/f/b/raw")] == [
+        0,
+        1,
+    ]
 
 
 def test_check_names_an_unknown_site_of_a_route() -> None:
