@@ -1,4 +1,5 @@
-"""Warren's versions of three mitmproxy HTTP layers, for what no addon hook can reach.
+"""Warren's versions of three mitmproxy HTTP layers and its reverse-proxy mode layer, for what
+no addon hook can reach.
 
 mitmproxy reads request heads, bodies and upstream failures inside its layers, before or after
 every hook. `Layers` puts these subclasses in the place `mitmproxy.proxy.layers.http` builds them
@@ -18,6 +19,10 @@ from, once, at load:
   at another target, and the connection is tried once more (addons.retry); after the 101 of
   a WebSocket whose flow carries `RELAY_RAW` (the sidecar's own tunnel stream), the bytes are
   relayed as they are, without mitmproxy's per-message parsing and hook.
+- `WarrenReverseProxy`: on a raw TCP resource's port the next layer is decided as the
+  connection opens, not at the client's first bytes, so a server that speaks first (SMTP,
+  IMAP, FTP, MySQL) greets a client that waits for it (mitmproxy's own reverse mode opens the
+  target at the first bytes unless every connection is `eager`, which HTTP routing cannot be).
 
 `tests/addons/test_layers.py` fails if a mitmproxy upgrade moves what these rely on.
 """
@@ -34,7 +39,7 @@ from mitmproxy import connection, ctx, http
 from mitmproxy.net.http import http1
 from mitmproxy.proxy import commands, events, layer
 from mitmproxy.proxy.layers import http as http_layers
-from mitmproxy.proxy.layers import tcp
+from mitmproxy.proxy.layers import modes, tcp
 from mitmproxy.proxy.layers.http import _base, _http1, _http2, _http3
 from mitmproxy.proxy.layers.http._base import ReceiveHttp
 from mitmproxy.proxy.layers.http._events import (
@@ -365,6 +370,18 @@ class WarrenHttpStream(http_layers.HttpStream):
             yield commands.CloseConnection(self.context.client)
 
 
+class WarrenReverseProxy(modes.ReverseProxy):
+    def _handle_event(self, event: events.Event) -> Commands:
+        spec = self.context.client.proxy_mode
+        if not isinstance(spec, ReverseMode) or spec.scheme != "tcp":
+            yield from super()._handle_event(event)
+        else:  # mitmproxy's Start, with a next layer that asks at once (addons.raw answers)
+            self.context.server.address = spec.address
+            self.child_layer = layer.NextLayer(self.context, ask_on_start=True)
+            if (yield from self.finish_start()):
+                yield commands.CloseConnection(self.context.client)
+
+
 def _why(request: http.Request | None, status: int, error: ResponseProtocolError) -> str:
     if request is None or status < 500:
         return error.message
@@ -417,6 +434,19 @@ def _close_client(client_id: str) -> None:
         io.handler.cancel("no request in time")
 
 
+def _close_leftover_socket(client_id: str) -> None:
+    """mitmproxy's connection handler closes the client's socket after its last event, but a
+    close ordered while that handler waits to deliver the client's half-close (its
+    `server_event` lock, held by a hook's reply that closes the connection) cancels it before it
+    gets there: the socket stayed open in CLOSE-WAIT, the client never saw the end. By the
+    time of this hook the handler is done, so a writer still listed is such a leftover."""
+    proxyserver: Any = ctx.master.addons.get("proxyserver")
+    handler = proxyserver.connections.get(client_id) if proxyserver is not None else None
+    io = handler.transports.get(handler.client) if handler is not None else None
+    if io is not None and io.writer is not None and not io.writer.is_closing():
+        io.writer.close()
+
+
 def install() -> None:
     """Put Warren's layers where mitmproxy's HTTP layer builds its own (idempotent)."""
     for module in (_base, _http1, _http2, _http3):
@@ -425,6 +455,7 @@ def install() -> None:
     setattr(http_layers, "Http1Server", WarrenHttp1Server)  # noqa: B010
     setattr(http_layers, "Http1Client", WarrenHttp1Client)  # noqa: B010
     setattr(http_layers, "HttpStream", WarrenHttpStream)  # noqa: B010
+    setattr(modes, "ReverseProxy", WarrenReverseProxy)  # noqa: B010
 
 
 class Layers:
@@ -455,6 +486,7 @@ class Layers:
 
     def client_disconnected(self, client: connection.Client) -> None:
         self._waiting.pop(client.id, None)
+        _close_leftover_socket(client.id)
 
     async def _close_silent(self) -> None:
         while True:

@@ -48,6 +48,7 @@ _LIFECYCLE = ("load", "configure", "running", "done")
 _CONNECTION = (
     "client_connected",
     "client_disconnected",
+    "client_known",  # a raw connection's PROXY header named its client (addons.raw)
     "server_connect",
     "next_layer",
     "tls_clienthello",
@@ -169,6 +170,9 @@ class Warren:
 
     async def warren_connect_failed(self, flow: http.HTTPFlow) -> None:
         await self.pipeline.connect_failed(flow)  # addons.layers.ConnectFailedHook
+
+    async def warren_raw_client_known(self, client: Any) -> None:
+        await self._call_async("client_known", client)  # addons.proxyaccept.ClientKnownHook
 
     async def error(self, flow: http.HTTPFlow) -> None:
         await self.pipeline.error(flow)

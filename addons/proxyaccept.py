@@ -1,5 +1,6 @@
 """Accepting the PROXY protocol from a trusted L4 load balancer in front of the gateway
-(warren.yaml `listen_proxy_protocol: true`), on the HTTP(S) listener and `http_listen`.
+(warren.yaml `listen_proxy_protocol: true`), on the HTTP(S) listener, `http_listen` and raw TCP
+resource ports (`RawProxyHeaderLayer`, set by addons.raw).
 
 Whose header counts is the policy's `trusted_proxies` networks (not `cloudflare`: its HTTP edge
 never sends one). A connection from such a peer must start with a valid header, v1 or v2; its
@@ -17,6 +18,9 @@ mitmproxy's own NextLayer, it takes itself out of `context.layers`, so every sta
 """
 
 import logging
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
 
 from mitmproxy import connection
 from mitmproxy.proxy import commands, events, layer
@@ -29,6 +33,8 @@ from core.clientip import peer_address
 from core.proxyprotocol import V1_PREFIX, V2_SIGNATURE, ProxyHeaderError, decode
 
 log = logging.getLogger("warren.gateway")
+
+type Handler = Callable[[events.Event], layer.CommandGenerator[None]]
 
 
 class ProxyHeaderLayer(layer.Layer):
@@ -66,12 +72,71 @@ class ProxyHeaderLayer(layer.Layer):
             return  # more to come (addons.layers' head timeout bounds the wait)
         if header.source is not None:  # §2.1/§2.2: LOCAL, UNKNOWN keep the real endpoints
             client.peername = (str(header.source.ip), header.source.port)
-        child = layer.NextLayer(self.context)
-        self._handle_event = child.handle_event  # type: ignore[method-assign]
+        child = yield from self._after_header()
+        if child is None:
+            self._handle_event = _ignore  # type: ignore[method-assign]
+            yield commands.CloseConnection(client)
+            return
+        self._handle_event = self._passing_to(child)  # type: ignore[method-assign,assignment]
         for held in self._held:
             yield from child.handle_event(held)
         if rest := self._buffer[header.length :]:
             yield from child.handle_event(events.DataReceived(client, rest))
+
+    def _after_header(self) -> Generator[commands.Command, Any, layer.Layer | None]:
+        """The layer for the stream after the header (None: close the connection)."""
+        yield from ()
+        return layer.NextLayer(self.context)
+
+    def _passing_to(self, child: layer.Layer) -> Handler:
+        return child.handle_event
+
+
+class RawProxyHeaderLayer(ProxyHeaderLayer):
+    """The same on a raw TCP resource's port: the connection is decided on the header's client
+    (ClientKnownHook, addons.raw), then relayed by what `relay` builds, or closed when it gives
+    nothing. The header must be whole within `timeout` seconds; a balancer sends it at once,
+    so a server-speaks-first protocol (SMTP) is not left waiting for the client."""
+
+    def __init__(
+        self, context: Context, relay: Callable[[Context], layer.Layer | None], timeout: float
+    ) -> None:
+        super().__init__(context)
+        self._relay = relay
+        self._timer = commands.RequestWakeup(timeout)
+
+    def _handle_event(self, event: events.Event) -> layer.CommandGenerator[None]:
+        if isinstance(event, events.Start):
+            self._held.append(event)
+            yield self._timer
+        elif isinstance(event, events.Wakeup):
+            if event.command is self._timer:
+                _refuse(self.context.client, "no whole PROXY header in time")
+                self._handle_event = _ignore  # type: ignore[method-assign]
+                yield commands.CloseConnection(self.context.client)
+        else:
+            yield from super()._handle_event(event)
+
+    def _after_header(self) -> Generator[commands.Command, Any, layer.Layer | None]:
+        yield ClientKnownHook(self.context.client)
+        return self._relay(self.context)
+
+    def _passing_to(self, child: layer.Layer) -> Handler:
+        def handle(event: events.Event) -> layer.CommandGenerator[None]:
+            if not (isinstance(event, events.Wakeup) and event.command is self._timer):
+                yield from child.handle_event(event)  # the header's deadline is no longer news
+
+        return handle
+
+
+@dataclass
+class ClientKnownHook(commands.StartHook):
+    """A raw TCP connection's PROXY header has been read: `client.peername` is the client the
+    balancer names, and the connection can be decided now (addons.raw), before any byte of it
+    goes on."""
+
+    name = "warren_raw_client_known"
+    client: connection.Client
 
 
 class RefusedLayer(layer.Layer):

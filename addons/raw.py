@@ -6,7 +6,9 @@ resource's port, added and removed as the policy changes. The mode's own destina
 discard port on loopback, never used: `server_connect` points every connection at the target
 chosen when it arrived, and refuses to connect one it knows nothing about. The connection's
 bytes are relayed by an ignoring TCP/UDP layer (no flow, no copy kept, no TLS interception).
-A target with `proxy_protocol` first gets the PROXY header (addons/proxyheader.py).
+A target with `proxy_protocol` first gets the PROXY header (addons/proxyheader.py). With
+`listen_proxy_protocol`, a connection from a trusted balancer is decided once its own PROXY
+header has named the client (addons/proxyaccept.py), not on connect.
 
 Fail closed per connection: an exception in any of these hooks kills the connection.
 """
@@ -16,9 +18,11 @@ from typing import NamedTuple
 
 from mitmproxy import connection, ctx
 from mitmproxy.proxy import layer, layers, server_hooks
+from mitmproxy.proxy.context import Context
 
 from addons.failclosed import fail_closed_connection, kill_client, kill_server
 from addons.options import UNROUTED
+from addons.proxyaccept import RawProxyHeaderLayer
 from addons.proxyheader import ProxyHeaderTCPLayer, header_for
 from addons.runtime import Runtime, RuntimeSlot
 from core.balance import TargetKey, Upstreams, target_key
@@ -66,6 +70,17 @@ async def _over_limit(runtime: Runtime, resource: CompiledResource, ip: IPAddres
     return f"over the connection-rate limit {limit}"
 
 
+def _sends_header(runtime: Runtime, resource: CompiledResource, ip: IPAddress) -> bool:
+    """A TCP connection from a trusted balancer, with `listen_proxy_protocol` on: it starts with
+    a PROXY header, and is decided on the client that names (never guessed: proxy-protocol.txt
+    §2). UDP carries no header: a datagram has no stream to start with one."""
+    return (
+        runtime.settings.listen_proxy_protocol
+        and resource.model.protocol == "tcp"
+        and runtime.policy.trust.sends_proxy_header(ip)
+    )
+
+
 def raw_mode(settings: Settings, protocol: str, port: int) -> str:
     host = settings.listen.host
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -77,6 +92,7 @@ class RawResources:
         self.slot = slot
         self._modes: dict[str, str] = {}  # mode spec -> resource name
         self._routes: dict[str, Route] = {}  # client connection id -> where it goes
+        self._awaiting: dict[str, str] = {}  # client connection id -> resource, header first
 
     def running(self) -> None:
         if self.slot.runtime is not None:
@@ -116,6 +132,29 @@ class RawResources:
             client.error = f"resource {name} is gone"
             return
         ip = peer_address(client.peername[0])
+        if _sends_header(runtime, resource, ip):
+            self._awaiting[client.id] = name  # decided on its header's client (client_known)
+            return
+        await self._decide(runtime, client, resource, ip)
+
+    @fail_closed_connection(kill_client)
+    async def client_known(self, client: connection.Client) -> None:
+        """A trusted balancer's PROXY header named the client (addons.proxyaccept): decide now.
+        Without a route the header's layer closes the connection."""
+        name = self._awaiting.pop(client.id, None)
+        runtime = self.slot.runtime
+        if name is None or runtime is None:
+            return
+        resource = runtime.policy.resources.get(name)
+        if resource is None:
+            log.info("tcp %s is gone; connection closed", name)
+            return
+        await self._decide(runtime, client, resource, peer_address(client.peername[0]))
+
+    async def _decide(
+        self, runtime: Runtime, client: connection.Client, resource: CompiledResource, ip: IPAddress
+    ) -> None:
+        name = resource.name
         refused = _admission(runtime, resource, ip) or await _over_limit(runtime, resource, ip)
         if refused is not None:
             client.error = refused
@@ -140,17 +179,26 @@ class RawResources:
         return self._routes.get(client_id)
 
     def next_layer(self, nextlayer: layer.NextLayer) -> None:
-        client = nextlayer.context.client
-        route = self._routes.get(client.id)
-        if route is None:
+        context = nextlayer.context
+        if context.client.id in self._awaiting and self.slot.runtime is not None:
+            timeout = self.slot.runtime.settings.http.head_timeout.total_seconds()
+            nextlayer.layer = RawProxyHeaderLayer(context, self.relay, timeout)
             return
+        relay = self.relay(context)
+        if relay is not None:
+            nextlayer.layer = relay
+
+    def relay(self, context: Context) -> layer.Layer | None:
+        """The layer that relays a decided connection (None: not decided, or refused)."""
+        route = self._routes.get(context.client.id)
+        if route is None:
+            return None
         # Relay without a flow: nothing kept, nothing parsed, TLS passed through untouched.
-        if client.transport_protocol == "udp":
-            nextlayer.layer = layers.UDPLayer(nextlayer.context, ignore=True)
-        elif route.header:
-            nextlayer.layer = ProxyHeaderTCPLayer(nextlayer.context, route.header)
-        else:
-            nextlayer.layer = layers.TCPLayer(nextlayer.context, ignore=True)
+        if context.client.transport_protocol == "udp":
+            return layers.UDPLayer(context, ignore=True)
+        if route.header:
+            return ProxyHeaderTCPLayer(context, route.header)
+        return layers.TCPLayer(context, ignore=True)
 
     @fail_closed_connection(kill_server)
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
@@ -161,6 +209,7 @@ class RawResources:
             data.server.error = "a raw connection without a decision"
 
     def client_disconnected(self, client: connection.Client) -> None:
+        self._awaiting.pop(client.id, None)
         route = self._routes.pop(client.id, None)
         if route is not None:
             route.upstreams.finished(route.key)

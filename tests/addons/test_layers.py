@@ -78,6 +78,23 @@ def test_the_raw_relay_still_stands_where_mitmproxy_puts_its_websocket_layer() -
     assert "SendHttp(ResponseEndOfMessage(self.stream_id), self.context.client)" in source
 
 
+def test_the_reverse_mode_is_still_built_from_where_warren_puts_its_own() -> None:
+    # mitmproxy's reverse-proxy server builds `layers.modes.ReverseProxy` per connection, whose
+    # Start sets the destination and a NextLayer, then finish_start; WarrenReverseProxy repeats
+    # that for raw TCP with a NextLayer that asks at once.
+    from mitmproxy.proxy import mode_servers
+    from mitmproxy.proxy.layers import modes
+
+    built = inspect.getsource(mode_servers.ReverseInstance.make_top_layer)
+    assert "layers.modes.ReverseProxy(context)" in built
+    start = inspect.getsource(layers.WarrenReverseProxy.__mro__[1].__dict__["_handle_event"])
+    assert "self.context.server.address = spec.address" in start
+    assert "self.child_layer = layer.NextLayer(self.context)" in start
+    assert "yield from self.finish_start()" in start
+    layers.install()
+    assert modes.ReverseProxy is layers.WarrenReverseProxy
+
+
 def test_a_head_that_never_ends_is_cut_at_the_limit_with_431(
     raw_backend: RawBackend, start_gateway: GatewayFactory
 ) -> None:

@@ -1,6 +1,7 @@
 """The PROXY protocol accepted on the gateway's listener (`listen_proxy_protocol: true`) through a
 real gateway process: believed from trusted_proxies (rules and the access log see the header's
-address), required from them, refused from anyone else, malformed headers refused."""
+address), required from them, refused from anyone else, malformed headers refused; on a raw TCP
+port, the connection decided on the header's client."""
 
 import socket
 import ssl
@@ -11,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from core.proxyprotocol import V2_SIGNATURE, Endpoint, Version, encode
+from demo import processes
 from tests.addons.test_accesslog import requests
-from tests.addons.test_raw import talk
+from tests.addons.test_raw import first_words, greeting_server, talk
 from tests.support.backend import Backend
 from tests.support.gateway import GatewayFactory
+from tests.support.proxyserver import ProxyProtocolServer
 from tests.support.tls import LocalCa
 from tests.support.waiting import eventually
 
@@ -120,3 +123,55 @@ def test_the_header_comes_before_tls_on_the_https_listener(
     assert over_tls("203.0.113.9") == 403
     assert over_tls("198.51.100.7") == 200
     eventually(lambda: any(r["client"] == "198.51.100.7" for r in requests(gateway.logs())))
+
+
+def raw_policy(port: int, target: int, trusted: str, proxy_protocol: str = "") -> str:
+    sent = f", proxy_protocol: {proxy_protocol}" if proxy_protocol else ""
+    return f"""\
+version: 1
+trusted_proxies: [{trusted}]
+rules:
+  - {{action: deny, ip: 203.0.113.9}}
+resources:
+  mail:
+    protocol: tcp
+    port: {port}
+    auth: public
+    targets: [{{host: 127.0.0.1, port: {target}{sent}}}]
+"""
+
+
+def test_a_raw_tcp_port_decides_on_the_balancers_client_and_passes_it_on(
+    start_gateway: GatewayFactory,
+) -> None:
+    # balancer -> Warren (accepts v2) -> a target that parses v1: it sees the balancer's client.
+    with ProxyProtocolServer() as server:
+        port = processes.free_port()
+        policy = raw_policy(port, server.port, "127.0.0.1/32", proxy_protocol="v1")
+        gateway = start_gateway(policy, settings=SETTINGS)
+        processes.wait_for_port(port, gateway.process)
+        answer = talk(port, header("v2", "198.51.100.7") + b"EHLO client\r\n")
+        said, _, rest = answer.partition(b"|")
+        assert said.decode().split()[:2] == ["198.51.100.7", "40000"]
+        assert rest == b"EHLO client\r\n"  # the balancer's header is not passed on
+        assert talk(port, header("v1", "203.0.113.9") + b"EHLO client\r\n") == b""  # denied
+        assert talk(port, b"EHLO client\r\n") == b""  # a trusted peer without a header
+        logs = gateway.logs()
+        assert "tcp mail from 203.0.113.9 refused" in logs
+        assert (
+            "connection from 127.0.0.1 refused: the connection does not start with a PROXY" in logs
+        )
+
+
+def test_a_server_that_speaks_first_greets_once_the_header_is_read(
+    start_gateway: GatewayFactory,
+) -> None:
+    with greeting_server() as greeter:
+        port = processes.free_port()
+        settings = f"{SETTINGS}http: {{head_timeout: 2s}}\n"
+        gateway = start_gateway(raw_policy(port, greeter, "127.0.0.1/32"), settings=settings)
+        processes.wait_for_port(port, gateway.process)
+        assert first_words(port, header("v2", "198.51.100.7")) == b"hello\n"
+        # A trusted balancer that never finishes its header is closed at http.head_timeout.
+        assert first_words(port, header("v2", "198.51.100.7")[:10]) == b""
+        assert "connection from 127.0.0.1 refused: no whole PROXY header in time" in gateway.logs()

@@ -3,6 +3,7 @@
 
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,30 @@ def talk(port: int, data: bytes, source: str = "127.0.0.1", half_close: bool = T
         except OSError:  # reset, or closed before we finished sending
             return b""
         return received
+
+
+@contextmanager
+def greeting_server() -> Iterator[int]:
+    """A TCP server that speaks first (`hello\\n`), as SMTP, IMAP or FTP do; its port."""
+    port = processes.free_port()
+    process = processes.start(
+        processes.python("-m", "tests.support.echo", "--tcp", str(port), "--greet")
+    )
+    try:
+        processes.wait_for_port(port, process)
+        yield port
+    finally:
+        processes.stop(process)
+
+
+def first_words(port: int, sent: bytes = b"") -> bytes:
+    """What the other end says first after `sent`, with the client silent after it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.sendall(sent)
+        try:
+            return client.recv(100)
+        except ConnectionResetError:
+            return b""
 
 
 def datagram(port: int, data: bytes, tries: int = 10) -> bytes:
@@ -173,16 +198,31 @@ resources:
     eventually(lambda: talk(port, b"in") == b"echo:in")
 
 
+def test_a_server_that_speaks_first_greets_a_client_that_waits(
+    start_gateway: GatewayFactory,
+) -> None:
+    with greeting_server() as greeter:
+        ports = fresh_ports()
+        gateway = start_gateway(policy(Echo(greeter, 9), ports))  # (udp: a closed port)
+        processes.wait_for_port(ports["game"], gateway.process)
+        assert first_words(ports["game"]) == b"hello\n"
+
+
 @pytest.mark.parametrize("hook", sorted(set(failclosed.CONNECTION_HOOKS)))
 def test_a_hook_that_raises_closes_the_connection(
     hook: str, echo: Echo, start_gateway: GatewayFactory
 ) -> None:
     ports = fresh_ports()
-    gateway = start_gateway(policy(echo, ports), env={"WARREN_FAILPOINTS": hook})
+    text, settings, first = policy(echo, ports), "", b"x"
+    if hook == "raw.client_known":  # a trusted balancer's connection, once its header is read
+        text = text.replace("version: 1\n", "version: 1\ntrusted_proxies: [127.0.0.1/32]\n")
+        settings = "listen_proxy_protocol: true\n"
+        first = b"PROXY TCP4 198.51.100.7 127.0.0.1 40000 443\r\nx"
+    gateway = start_gateway(text, settings=settings, env={"WARREN_FAILPOINTS": hook})
     processes.wait_for_port(ports["game"], gateway.process)
     # (Without half-closing: mitmproxy leaves a half-closed client open when a connection is
     # killed before it reaches the server, until the client gives up.)
-    assert talk(ports["game"], b"x", half_close=False) == b""
+    assert talk(ports["game"], first, half_close=False) == b""
     assert f"{hook} failed: InjectedFault" in gateway.logs()
 
 
