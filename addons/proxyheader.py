@@ -10,12 +10,14 @@ pending, so nothing the client sent can overtake it.
 from typing import Any
 
 from mitmproxy import connection, http
-from mitmproxy.proxy import commands, events, layer
+from mitmproxy.addons import next_layer
+from mitmproxy.proxy import commands, events, layer, layers
 from mitmproxy.proxy.context import Context
 from mitmproxy.proxy.layers import TCPLayer, tls
 from mitmproxy.proxy.layers import http as http_layers
 
 from addons.exchange import Exchange
+from addons.retry import RETRIED
 from core.clientip import peer_address
 from core.ipsets import IPAddress
 from core.proxyprotocol import Endpoint, Version, encode
@@ -47,11 +49,13 @@ class ProxyHeaderTCPLayer(TCPLayer):
 
 # HTTP targets. mitmproxy opens a connection to a target inside its HTTP layer, long after the
 # request hooks, and keeps it for the next requests of the same client connection (never for
-# another client's: each client connection has its own). So the header each new connection
-# should carry is left here, by client connection and target address, by the request that
-# routed there, and written by the layer that opens it: `_HeaderFirstHttpClient` for plain
+# another client's: each client connection has its own). The request that routed there leaves
+# the header it wants in its flow (`_WANTED`); `_HeaderBoundHttpLayer`, where the HTTP layer
+# opens a connection for that very request, leaves it here by client connection and address,
+# and the layers built for that connection take it at once: `_HeaderFirstHttpClient` for plain
 # HTTP, `_HeaderFirstServerTls` before the ClientHello for https targets.
 _PENDING: dict[str, dict[tuple[str, int], bytes]] = {}
+_WANTED = "warren.proxy-header"  # flow.metadata: (header, whether it needs its own connection)
 
 
 def _pending(context: Context) -> bytes:
@@ -59,7 +63,7 @@ def _pending(context: Context) -> bytes:
     address = context.server.address
     if by_address is None or address is None:
         return b""
-    return by_address.get((address[0], address[1]), b"")
+    return by_address.pop((address[0], address[1]), b"")
 
 
 def _header_after_connect(
@@ -78,20 +82,48 @@ def _header_after_connect(
         return
 
 
+class _HeaderBoundHttpLayer(http_layers.HttpLayer):
+    def get_connection(
+        self, event: http_layers.GetHttpConnection, *, reuse: bool = True
+    ) -> layer.CommandGenerator[None]:
+        """The header of the request that asks is the one its connection starts with. A request
+        of a forwarded client never shares one: over HTTP/2 a trusted proxy's concurrent streams
+        are different people, and a connection still opening would otherwise take the next."""
+        stream = self.command_sources.get(event)
+        flow = getattr(stream, "flow", None)
+        wanted = flow.metadata.get(_WANTED) if isinstance(flow, http.HTTPFlow) else None
+        by_address = _PENDING.setdefault(self.context.client.id, {})
+        if wanted is None:
+            by_address.pop(event.address, None)
+        else:
+            header, own_connection = wanted
+            by_address[event.address] = header
+            reuse = reuse and not own_connection
+        yield from super().get_connection(event, reuse=reuse)
+
+
 class _HeaderFirstHttpClient(http_layers.HttpClient):
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        server = context.server
+        self._header = b"" if server.connected or server.tls else _pending(context)
+
     def _handle_event(self, event: events.Event) -> layer.CommandGenerator[None]:
-        server = self.context.server
-        header = b"" if server.connected or server.tls else _pending(self.context)
+        header, self._header = self._header, b""
         if not header:
             yield from super()._handle_event(event)
             return
-        yield from _header_after_connect(super()._handle_event(event), server, header)
+        yield from _header_after_connect(super()._handle_event(event), self.context.server, header)
 
 
 class _HeaderFirstServerTls(tls.ServerTLSLayer):
+    def __init__(self, context: Context, conn: connection.Server | None = None) -> None:
+        super().__init__(context, conn)
+        self._header = _pending(context) if isinstance(self.conn, connection.Server) else b""
+
     def start_handshake(self) -> layer.CommandGenerator[None]:
-        if isinstance(self.conn, connection.Server) and (header := _pending(self.context)):
-            yield commands.SendData(self.conn, header)
+        if self._header:
+            yield commands.SendData(self.conn, self._header)
         yield from super().start_handshake()
 
 
@@ -99,20 +131,30 @@ class ProxyHeaderStep:
     """After Upstream: the header a new connection to the chosen target starts with."""
 
     def requestheaders(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
-        target = exchange.target
-        if target is None or target.proxy_protocol is None or not flow.client_conn.sockname:
-            return
-        client = exchange.client
-        header = header_for(
-            target.proxy_protocol, client.ip, flow.client_conn.peername, flow.client_conn.sockname
-        )
-        address = (flow.request.host, flow.request.port)
-        _PENDING.setdefault(flow.client_conn.id, {})[address] = header
-        if client.via != "peer":
-            # The client came from a forwarded header: the next request on this connection may
-            # be someone else's, so the target closes this one after its answer (RFC 9112 §9.6)
-            # and the next request gets a new connection, with its own header.
-            flow.request.headers["connection"] = "close"
+        _expect_header(flow, exchange)
+
+    def connect_failed(self, flow: http.HTTPFlow, exchange: Exchange) -> None:
+        """addons.retry, in Upstream's step of this phase, may have pointed the request at
+        another target: the connection opened to it starts with that target's header."""
+        if RETRIED in flow.metadata:
+            _expect_header(flow, exchange)
+
+
+def _expect_header(flow: http.HTTPFlow, exchange: Exchange) -> None:
+    target = exchange.target
+    if target is None or target.proxy_protocol is None or not flow.client_conn.sockname:
+        flow.metadata.pop(_WANTED, None)
+        return
+    client = exchange.client
+    header = header_for(
+        target.proxy_protocol, client.ip, flow.client_conn.peername, flow.client_conn.sockname
+    )
+    flow.metadata[_WANTED] = (header, client.via != "peer")
+    if client.via != "peer":
+        # The client came from a forwarded header: the next request on this connection may
+        # be someone else's, so the target closes this one after its answer (RFC 9112 §9.6)
+        # and the next request gets a new connection, with its own header.
+        flow.request.headers["connection"] = "close"
 
 
 class ProxyHeaderConnections:
@@ -120,6 +162,9 @@ class ProxyHeaderConnections:
     client connection's headers when it closes."""
 
     def load(self, loader: object) -> None:
+        # mitmproxy's next-layer addon builds the HTTP layer by both of these names.
+        setattr(layers, "HttpLayer", _HeaderBoundHttpLayer)  # noqa: B010
+        setattr(next_layer, "HttpLayer", _HeaderBoundHttpLayer)  # noqa: B010
         setattr(http_layers, "HttpClient", _HeaderFirstHttpClient)  # noqa: B010
         setattr(tls, "ServerTLSLayer", _HeaderFirstServerTls)  # noqa: B010
 

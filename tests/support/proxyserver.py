@@ -50,6 +50,7 @@ class ProxyProtocolServer:
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._server.getsockname()[1]
         self.seen: list[str] = []
+        self.after: dict[str, bytes] = {}  # header said -> the first bytes after it (not http)
         self._thread = threading.Thread(target=self._accept, daemon=True)
 
     def __enter__(self) -> Self:
@@ -86,6 +87,7 @@ class ProxyProtocolServer:
             try:
                 conn.sendall(said.encode() + b"|")
                 while chunk := conn.recv(65536):
+                    self.after.setdefault(said, chunk)
                     conn.sendall(chunk)
             except OSError:
                 return
