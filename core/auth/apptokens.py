@@ -91,23 +91,55 @@ def _record(value: str) -> AppToken:
     return AppToken(**json.loads(value))
 
 
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A token text whose secret matched its record, and that record as it was stored."""
+
+    keys: tuple[str, ...]  # the record's key, then its revocation keys
+    stored: str
+    record: AppToken
+
+
+# Token texts already checked, so a request with a known token costs one lookup in the mirror
+# (its record and revocations together) and no regex, parse or hash; the stored record must
+# still be there and the same, so a token gone from the state is refused as before.
+_CHECKED: dict[str, _Checked] = {}
+_CHECKED_MAX = 4096
+
+
 async def verify(kv: KeyValue, text: str, resource: str) -> AppToken:
     """The record of a token that opens `resource` now, or TokenRefused."""
+    checked = _CHECKED.get(text)
+    if checked is not None:
+        found = await kv.get_many(checked.keys)
+        if found.get(checked.keys[0]) == checked.stored:
+            return _opens(checked.record, resource, found)
+        del _CHECKED[text]
     match = _TOKEN.match(text)
     if match is None:
         raise TokenRefused("not a Warren token")
     token_id, secret = match.groups()
-    value = (await kv.get_many([PREFIX + token_id])).get(PREFIX + token_id)
+    key = PREFIX + token_id
+    value = (await kv.get_many([key])).get(key)
     if value is None:
         raise TokenRefused(f"token {token_id} is unknown or expired")
     record = _record(value)
     if not hmac.compare_digest(record.digest, _digest(secret)):
         raise TokenRefused(f"token {token_id}: wrong secret")
+    keys = (key, *sessions.revocation_keys(token_id, record.user))
+    if len(_CHECKED) >= _CHECKED_MAX:
+        _CHECKED.clear()
+    _CHECKED[text] = _Checked(keys, value, record)
+    return _opens(record, resource, await kv.get_many(keys))
+
+
+def _opens(record: AppToken, resource: str, found: dict[str, str]) -> AppToken:
+    token_id = record.token_id
     if record.expires <= time.time():
         raise TokenRefused(f"token {token_id} expired")
     if record.resource != resource:
         raise TokenRefused(f"token {token_id} is for {record.resource}, not {resource}")
-    if await sessions.revoked(kv, token_id, record.user, record.created):
+    if sessions.is_revoked(found, token_id, record.user, record.created):
         raise TokenRefused(f"token {token_id} was revoked")
     return record
 

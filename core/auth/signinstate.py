@@ -46,6 +46,14 @@ _GLOB_SPECIAL = re.compile(r"[*?\[\]\\]")  # matched literally in a SCAN pattern
 MIRRORED = ("revoked:", "apptoken:")
 
 
+def _all_mirrored(keys: Sequence[str]) -> bool:
+    # A loop, not all() over a generator: this runs for every signed-in request.
+    for key in keys:
+        if not key.startswith(MIRRORED):
+            return False
+    return True
+
+
 class KeyValue(Protocol):
     async def get_many(self, keys: Sequence[str]) -> dict[str, str]: ...
 
@@ -101,7 +109,7 @@ class SqliteKV:
         return db
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, str]:
-        if all(key.startswith(MIRRORED) for key in keys):
+        if _all_mirrored(keys):
             return self.mirrored(keys)
         return self.get_many_now(keys)
 
@@ -288,7 +296,7 @@ class RedisKV:
             self._listener = asyncio.create_task(self._follow())
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, str]:
-        if all(key.startswith(MIRRORED) for key in keys):
+        if _all_mirrored(keys):
             self.follow()
             mirror = self._mirror
             if mirror is not None and (self._in_step or self.on_storage_error == "last_known"):

@@ -105,6 +105,7 @@ def test_a_token_expires(tmp_path: Path) -> None:
     async def scenario() -> None:
         kv = SqliteKV(tmp_path / "signin.sqlite3")
         text, record = await apptokens.create(kv, "alice", "photos", DAY)
+        await apptokens.verify(kv, text, "photos")  # known now: later checks take the short way
         # The record as it stands once its time is past (the store may keep it a moment longer).
         past = {**asdict(record), "expires": time.time() - 1}
         await kv.put(apptokens.PREFIX + record.token_id, json.dumps(past), 60)
@@ -112,6 +113,22 @@ def test_a_token_expires(tmp_path: Path) -> None:
             await apptokens.verify(kv, text, "photos")
         assert await apptokens.active(kv) == []
         await kv.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_token_checked_before_is_refused_once_its_record_is_gone(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        kv = SqliteKV(tmp_path / "signin.sqlite3")
+        text, _record = await apptokens.create(kv, "alice", "photos", DAY)
+        assert (await apptokens.verify(kv, text, "photos")).user == "alice"
+        with pytest.raises(apptokens.TokenRefused, match="is for photos, not music"):
+            await apptokens.verify(kv, text, "music")  # known, and still only for photos
+        await kv.close()
+        wiped = SqliteKV(tmp_path / "fresh.sqlite3")  # the state directory cleaned out
+        with pytest.raises(apptokens.TokenRefused, match="unknown or expired"):
+            await apptokens.verify(wiped, text, "photos")
+        await wiped.close()
 
     asyncio.run(scenario())
 
