@@ -195,6 +195,7 @@ class AccessLog:
             "reason": reason or None,
             "bytes": _body_bytes(request, response),
             "upstream": target.url if target is not None else None,
+            "route": exchange.route.key if exchange.route is not None else None,
             "upstream_ms": (
                 _upstream_ms(flow) if target is not None and exchange.answered_by is None else None
             ),

@@ -36,6 +36,7 @@ FIELDS = {
     "reason",
     "bytes",
     "upstream",
+    "route",
     "upstream_ms",
     "duration_ms",
     "user",

@@ -7,8 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.addons.test_accesslog import requests
 from tests.support.backend import Backend, running_backend
 from tests.support.gateway import Gateway, GatewayFactory
+from tests.support.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +75,9 @@ def test_a_route_sends_its_paths_to_its_targets_rewritten_with_the_query_untouch
     assert headers["host"] == "app.test"
     assert headers["x-forwarded-host"] == "app.test"
     assert web.received(mark) == []
+    # The access log names the route; `path` stays what the rules decided on.
+    (line,) = eventually(lambda: [r for r in requests(gateway.logs()) if mark in r["path"]])
+    assert (line["route"], line["path"]) == ("resources.app.routes[0]", f"/api/{mark}/items")
 
 
 def test_paths_no_route_matches_go_to_the_resource_targets(
