@@ -12,7 +12,7 @@ from addons import siteapi
 from core.settings import Settings, load_settings
 from tests.addons.test_runtime import HASH, sites_policy
 from tests.support.backend import Backend
-from tests.support.gateway import GatewayFactory
+from tests.support.gateway import Gateway, GatewayFactory
 from tests.support.inprocess import flow, pack, run
 from tests.support.rawbackend import RawBackend
 from tests.support.rawclient import send_raw, status_of
@@ -110,11 +110,10 @@ def test_without_sites_the_reserved_path_is_not_carried(
     assert backend.received(tag) == []
 
 
-def test_reserved_paths_are_decided_on_the_canonical_path(
-    raw_backend: RawBackend, start_gateway: GatewayFactory
-) -> None:
-    with RawBackend() as sidecar:
-        policy = f"""\
+def _with_sidecar(start_gateway: GatewayFactory, sidecar: int, application: int) -> Gateway:
+    """A gateway whose policy has a site, with `sidecar` standing where the sidecar's API
+    listens, and one public resource pub.test on `application`."""
+    policy = f"""\
 version: 1
 sites:
   home: {{secret_sha256: "{SECRET_SHA256}"}}
@@ -122,9 +121,16 @@ resources:
   pub:
     host: pub.test
     auth: public
-    targets: [{{host: 127.0.0.1, port: {raw_backend.port}}}]
+    targets: [{{host: 127.0.0.1, port: {application}}}]
 """
-        gateway = start_gateway(policy, settings=f"wireguard: {{api: 127.0.0.1:{sidecar.port}}}\n")
+    return start_gateway(policy, settings=f"wireguard: {{api: 127.0.0.1:{sidecar}}}\n")
+
+
+def test_reserved_paths_are_decided_on_the_canonical_path(
+    raw_backend: RawBackend, start_gateway: GatewayFactory
+) -> None:
+    with RawBackend() as sidecar:
+        gateway = _with_sidecar(start_gateway, sidecar.port, raw_backend.port)
         tag = uuid.uuid4().hex[:12]
         escape = f"GET /.warren/sites/../../{tag} HTTP/1.1\r\nHost: pub.test\r\n\r\n".encode()
         assert status_of(send_raw(gateway.port, escape, timeout=2)) == 200
@@ -161,17 +167,7 @@ def test_the_sites_tunnel_stream_is_relayed_as_bytes_and_an_applications_websock
     # RELAY_RAW), not parsed and hooked one by one. An application's WebSocket keeps mitmproxy's
     # frame parsing: what is no WebSocket frame after its 101 never reaches the application.
     with RawBackend(upgrade=True) as sidecar, RawBackend(upgrade=True) as application:
-        policy = f"""\
-version: 1
-sites:
-  home: {{secret_sha256: "{SECRET_SHA256}"}}
-resources:
-  pub:
-    host: pub.test
-    auth: public
-    targets: [{{host: 127.0.0.1, port: {application.port}}}]
-"""
-        gateway = start_gateway(policy, settings=f"wireguard: {{api: 127.0.0.1:{sidecar.port}}}\n")
+        gateway = _with_sidecar(start_gateway, sidecar.port, application.port)
         tag = uuid.uuid4().hex[:12]
         bytes_after = f"not a frame {tag}\r\n".encode()  # 'n': RSV bits no extension allows
         with _upgrade(gateway.port, "node.test", "/.warren/sites/tunnel?site=home") as stream:
