@@ -46,10 +46,13 @@ class ProxyHeaderLayer(layer.Layer):
         self.context.layers.remove(self)  # invisible in the stack, as mitmproxy's NextLayer is
         self._buffer = b""
         self._held: list[events.Event] = []
+        self._then: Handler | None = None  # once the header is read: the next layer, or nothing
 
     def _handle_event(self, event: events.Event) -> layer.CommandGenerator[None]:
         client = self.context.client
-        if isinstance(event, events.DataReceived) and event.connection == client:
+        if self._then is not None:
+            yield from self._then(event)
+        elif isinstance(event, events.DataReceived) and event.connection == client:
             self._buffer += event.data
             yield from self._read()
         elif isinstance(event, events.ConnectionClosed) and event.connection == client:
@@ -65,8 +68,7 @@ class ProxyHeaderLayer(layer.Layer):
             header = decode(self._buffer)
         except ProxyHeaderError as error:
             _refuse(client, str(error))
-            self._handle_event = _ignore  # type: ignore[method-assign]
-            yield commands.CloseConnection(client)
+            yield from self._close()
             return
         if header is None:
             return  # more to come (addons.layers' head timeout bounds the wait)
@@ -74,22 +76,22 @@ class ProxyHeaderLayer(layer.Layer):
             client.peername = (str(header.source.ip), header.source.port)
         child = yield from self._after_header()
         if child is None:
-            self._handle_event = _ignore  # type: ignore[method-assign]
-            yield commands.CloseConnection(client)
+            yield from self._close()
             return
-        self._handle_event = self._passing_to(child)  # type: ignore[method-assign,assignment]
+        self._then = child.handle_event
         for held in self._held:
             yield from child.handle_event(held)
         if rest := self._buffer[header.length :]:
             yield from child.handle_event(events.DataReceived(client, rest))
 
+    def _close(self) -> layer.CommandGenerator[None]:
+        self._then = _ignore
+        yield commands.CloseConnection(self.context.client)
+
     def _after_header(self) -> Generator[commands.Command, Any, layer.Layer | None]:
         """The layer for the stream after the header (None: close the connection)."""
         yield from ()
         return layer.NextLayer(self.context)
-
-    def _passing_to(self, child: layer.Layer) -> Handler:
-        return child.handle_event
 
 
 class RawProxyHeaderLayer(ProxyHeaderLayer):
@@ -106,27 +108,19 @@ class RawProxyHeaderLayer(ProxyHeaderLayer):
         self._timer = commands.RequestWakeup(timeout)
 
     def _handle_event(self, event: events.Event) -> layer.CommandGenerator[None]:
-        if isinstance(event, events.Start):
+        if self._then is None and isinstance(event, events.Start):
             self._held.append(event)
             yield self._timer
-        elif isinstance(event, events.Wakeup):
-            if event.command is self._timer:
+        elif isinstance(event, events.Wakeup) and event.command is self._timer:
+            if self._then is None:  # once the header is read, its deadline is no longer news
                 _refuse(self.context.client, "no whole PROXY header in time")
-                self._handle_event = _ignore  # type: ignore[method-assign]
-                yield commands.CloseConnection(self.context.client)
+                yield from self._close()
         else:
             yield from super()._handle_event(event)
 
     def _after_header(self) -> Generator[commands.Command, Any, layer.Layer | None]:
         yield ClientKnownHook(self.context.client)
         return self._relay(self.context)
-
-    def _passing_to(self, child: layer.Layer) -> Handler:
-        def handle(event: events.Event) -> layer.CommandGenerator[None]:
-            if not (isinstance(event, events.Wakeup) and event.command is self._timer):
-                yield from child.handle_event(event)  # the header's deadline is no longer news
-
-        return handle
 
 
 @dataclass
