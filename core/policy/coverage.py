@@ -91,35 +91,26 @@ def matches_beyond(pattern: PathPattern, others: Sequence[PathPattern]) -> bool:
 def path_beyond(pattern: PathPattern, others: Sequence[PathPattern]) -> str | None:
     """A shortest path that matches `pattern` and none of `others`, or None. It may hold the
     stand-in for "any other character", which matches as such a character would."""
-    own, union = _Automaton([pattern]), _Automaton(others)
-    alphabet = _alphabet([own, union])
-    first = (own.start(), union.start())
-    todo, seen = deque([(first, "")]), {first}
-    while todo:
-        (mine, theirs), path = todo.popleft()
-        if own.accepts(mine) and not union.accepts(theirs):
-            return path
-        for symbol in alphabet:
-            pair = (own.step(mine, symbol), union.step(theirs, symbol))
-            if pair[0] and pair not in seen:
-                seen.add(pair)
-                todo.append((pair, path + symbol))
-    return None
+    return _first_path(_Automaton([pattern]), _Automaton(others), want_second=False)
 
 
 def overlap(first: PathPattern, second: PathPattern) -> bool:
     """Whether some path matches both."""
-    a, b = _Automaton([first]), _Automaton([second])
-    alphabet = _alphabet([a, b])
-    start = (a.start(), b.start())
-    todo, seen = deque([start]), {start}
+    return _first_path(_Automaton([first]), _Automaton([second]), want_second=True) is not None
+
+
+def _first_path(first: _Automaton, second: _Automaton, want_second: bool) -> str | None:
+    """A shortest path `first` accepts and `second` accepts too (`want_second`) or does not."""
+    alphabet = _alphabet([first, second])
+    start = (first.start(), second.start())
+    todo, seen = deque([(start, "")]), {start}
     while todo:
-        left, right = todo.popleft()
-        if a.accepts(left) and b.accepts(right):
-            return True
+        (mine, theirs), path = todo.popleft()
+        if first.accepts(mine) and second.accepts(theirs) == want_second:
+            return path
         for symbol in alphabet:
-            pair = (a.step(left, symbol), b.step(right, symbol))
-            if pair[0] and pair[1] and pair not in seen:
+            pair = (first.step(mine, symbol), second.step(theirs, symbol))
+            if pair[0] and (pair[1] or not want_second) and pair not in seen:
                 seen.add(pair)
-                todo.append(pair)
-    return False
+                todo.append((pair, path + symbol))
+    return None
