@@ -25,18 +25,26 @@ SETTINGS = "listen_proxy_protocol: true\n"
 GET = b"GET /pp HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\r\n"
 
 
-def policy(backend: Backend, trusted: str) -> str:
+def _head(trusted: str) -> str:
     return f"""\
 version: 1
 trusted_proxies: [{trusted}]
 rules:
   - {{action: deny, ip: 203.0.113.9}}
 resources:
+"""
+
+
+def policy(backend: Backend, trusted: str) -> str:
+    return (
+        _head(trusted)
+        + f"""\
   app:
     host: app.example
     auth: public
     targets: [{{host: 127.0.0.1, port: {backend.port}}}]
 """
+    )
 
 
 def header(version: Version, client: str) -> bytes:
@@ -127,18 +135,16 @@ def test_the_header_comes_before_tls_on_the_https_listener(
 
 def raw_policy(port: int, target: int, trusted: str, proxy_protocol: str = "") -> str:
     sent = f", proxy_protocol: {proxy_protocol}" if proxy_protocol else ""
-    return f"""\
-version: 1
-trusted_proxies: [{trusted}]
-rules:
-  - {{action: deny, ip: 203.0.113.9}}
-resources:
+    return (
+        _head(trusted)
+        + f"""\
   mail:
     protocol: tcp
     port: {port}
     auth: public
     targets: [{{host: 127.0.0.1, port: {target}{sent}}}]
 """
+    )
 
 
 def test_a_raw_tcp_port_decides_on_the_balancers_client_and_passes_it_on(
