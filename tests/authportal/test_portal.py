@@ -15,6 +15,7 @@ import pytest
 from tests.support.backend import Backend
 from tests.support.browser import Browser, form_value
 from tests.support.loopback_node import PASSWORD, LoopbackNode, LoopbackNodeFactory
+from tests.support.waiting import eventually
 
 
 def sign_in(
@@ -289,16 +290,17 @@ def test_key_rotation_keeps_sessions_and_signs_new_ones(start_node: LoopbackNode
     old_kid = jwt.get_unverified_header(early.cookies("app.localhost")["warren_session"])["kid"]
     assert "signing with" in node.warren("keys", "rotate")
     later = node.browser()
+    # The portal looks at its key directory at most once a second (core.auth.signing): until
+    # it has, it signs with the old key. Its JWKS lists the new key once it has looked.
+    jwks = f"{node.portal}/.well-known/jwks.json"
+    eventually(lambda: len(later.request("GET", jwks).json()["keys"]) == 2)
     page, at = later.go(node.url("wiki.localhost", "/"))
     landed, _ = sign_in(later, node, page, at, "alice")
     assert landed.status_code == 200
     new_kid = jwt.get_unverified_header(later.cookies("wiki.localhost")["warren_session"])["kid"]
     assert new_kid != old_kid
     assert early.go(node.url("app.localhost", "/"))[0].status_code == 200
-    kids = [
-        key["kid"]
-        for key in later.request("GET", f"{node.portal}/.well-known/jwks.json").json()["keys"]
-    ]
+    kids = [key["kid"] for key in later.request("GET", jwks).json()["keys"]]
     assert kids == [new_kid, old_kid]
 
 
