@@ -53,7 +53,11 @@ class UnknownKey(TokenError):
 
 
 def new_id() -> str:
-    return secrets.token_urlsafe(18)
+    """A session's or share link's ID (144 bits). Never begins with "-": an admin pastes it into
+    `warren sessions revoke ID` or `warren share revoke ID`, where it would read as an option."""
+    while (candidate := secrets.token_urlsafe(18)).startswith("-"):
+        pass  # one draw in 64; drawing again keeps every ID uniform over the rest
+    return candidate
 
 
 def fingerprint(secret_hash: str) -> str:
