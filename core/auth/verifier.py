@@ -76,7 +76,9 @@ class Verifier:
         self.cookie_domain = cookie_domain
         self._max = max_entries
         self._good: OrderedDict[tuple[Use, str], Verified] = OrderedDict()
-        self._bad: OrderedDict[tuple[Use, str], tuple[float, str]] = OrderedDict()
+        # Refusals by where the token was shown too: one shown to a host it is not for is still
+        # good on its own host.
+        self._bad: OrderedDict[tuple[Use, str, str], tuple[float, str]] = OrderedDict()
         self._generation = keys.generation
 
     def check(self, token: str, use: Use, host: str, audience: str | None = None) -> Verified:
@@ -99,7 +101,8 @@ class Verifier:
             ):
                 raise TokenError("issued for another host")
             return verified
-        refused = self._bad.get(key)
+        refused_key = (use, token, host if audience is None else f"audience:{audience}")
+        refused = self._bad.get(refused_key)
         if refused is not None and refused[0] > now:
             raise TokenError(refused[1])
         try:
@@ -114,7 +117,7 @@ class Verifier:
         except UnknownKey:
             raise  # not remembered: the key may be published a moment from now
         except TokenError as error:
-            self._remember(self._bad, key, (now + NEGATIVE_SECONDS, str(error)))
+            self._remember(self._bad, refused_key, (now + NEGATIVE_SECONDS, str(error)))
             raise
         self._remember(self._good, key, verified)
         return verified
@@ -132,9 +135,7 @@ class Verifier:
                 raise
         return self.check(token, use, host, audience)
 
-    def _remember[V](
-        self, table: OrderedDict[tuple[Use, str], V], key: tuple[Use, str], value: V
-    ) -> None:
+    def _remember[K, V](self, table: OrderedDict[K, V], key: K, value: V) -> None:
         table[key] = value
         if len(table) > self._max:
             table.popitem(last=False)
