@@ -21,3 +21,19 @@ def test_an_http2_request_keeps_its_authority_as_the_clients_host() -> None:
     point_at(request, "http", ("127.0.0.1", 8080))
     assert (request.host, request.port) == ("127.0.0.1", 8080)
     assert request.authority == "app.example"
+
+
+def test_the_clients_header_fields_go_on_byte_for_byte() -> None:
+    request = tutils.treq(host="other.example", path=b"/x")
+    request.headers["Host"] = "App.Example:8080"
+    before = request.headers.fields
+    point_at(request, "http", ("10.0.0.5", 9000))
+    assert request.headers.fields == before
+    assert request.url == "http://10.0.0.5:9000/x"
+
+
+def test_an_http10_request_without_host_gets_none() -> None:
+    request = tutils.treq(http_version=b"HTTP/1.0", path=b"/x")  # its fields name no Host
+    point_at(request, "http", ("10.0.0.5", 9000))
+    assert "Host" not in request.headers
+    assert (request.host, request.port) == ("10.0.0.5", 9000)
