@@ -24,6 +24,14 @@ def test_ordinary_values_pass(value: bytes) -> None:
     assert field_problem([(b"X-A", value)]) is None
 
 
+def test_every_byte_is_judged_as_rfc_9110_says() -> None:
+    # field-content (RFC 9110 §5.5): VCHAR, obs-text, SP and HTAB pass; every other control fails.
+    for byte in range(256):
+        allowed = byte in (0x09, 0x20) or 0x21 <= byte <= 0x7E or byte >= 0x80
+        found = field_problem([(b"X-A", b"long value " * 40 + bytes([byte]) + b" tail")])
+        assert (found is None) is allowed, hex(byte)
+
+
 @pytest.mark.parametrize("name", [b"Remote-User ", b"X A", b"X:A", b"", b"X\rA"])
 def test_names_that_are_not_tokens_are_refused(name: bytes) -> None:
     assert field_problem([(name, b"v")]) is not None
