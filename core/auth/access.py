@@ -21,13 +21,18 @@ def person_permitted(identity: Identity, auth: ResourceAuth | None) -> bool:
     user = identity.user
     if user is None:
         return False
-    by_email = auth is not None and _email_listed(identity.verified_email, auth)
     if identity.provider == "email":
-        return by_email
-    if auth is None or not (auth.users or auth.groups or auth.emails or auth.email_domains):
+        return auth is not None and _email_listed(identity.verified_email, auth)
+    if auth is None:
         return True
-    named = bool(auth.users or auth.groups)
-    return by_email or (named and listed(user, identity.groups, auth.users, auth.groups))
+    named = auth.users or auth.groups
+    by_email = auth.emails or auth.email_domains
+    if not named and not by_email:
+        return True
+    if named and listed(user, identity.groups, auth.users, auth.groups):
+        return True
+    # Every signed-in request asks: the e-mail lists are read only where a resource has them.
+    return bool(by_email) and _email_listed(identity.verified_email, auth)
 
 
 def _email_listed(email: str | None, auth: ResourceAuth) -> bool:
