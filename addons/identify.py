@@ -3,9 +3,10 @@ app's bearer token, or a client certificate (mutual TLS, addons.clientcert).
 
 Runs after the rules and before rate limiting, so `exchange.user` is known to per-user limits;
 `addons.auth` then decides. A session's signature is checked once and remembered
-(`core.auth.verifier`); whether it was revoked is asked of the shared state on every request,
-and the person's groups, e-mail and whether they may still sign in come from users.yaml as it is
-now (`core.auth.users.current_identity`), not from the token.
+(`core.auth.verifier`), and so is what a Cookie header carrying it comes to
+(`core.auth.sessioncookies`); whether it was revoked is asked of the shared state on every
+request, and the person's groups, e-mail and whether they may still sign in come from users.yaml
+as it is now (`core.auth.users.current_identity`), not from the token.
 """
 
 import asyncio
@@ -57,26 +58,35 @@ class Identify:
             if flow.response is not None:
                 return  # refused: 421 or 403 (addons.clientcert)
         auth = exchange.resource.auth
-        if identity is None and auth is not None:
-            if auth.share_links and cookies.SHARE_PARAMETER in flow.request.path:
-                identity = await _from_share_link(signin, flow, exchange)
-            elif (
-                auth.basic_auth
-                and exchange.verdict.outcome is Outcome.SIGN_IN
-                and _scheme(flow) == "basic"
-            ):
-                identity = await self._from_basic(signin, flow, exchange)
         if (
             identity is None
-            and flow.response is None
-            and exchange.verdict.outcome is Outcome.SIGN_IN
-            and not exchange.resource.public
-            and _scheme(flow) == "bearer"
+            and auth is not None
+            and auth.share_links
+            and cookies.SHARE_PARAMETER in flow.request.path
         ):
-            identity = await _from_bearer(signin, flow, exchange, self._tokens)
+            identity = await _from_share_link(signin, flow, exchange)
+        if identity is None and flow.response is None:
+            identity = await self._from_authorization(signin, flow, exchange)
         if identity is not None:
             exchange.identity = identity
             exchange.user = identity.subject if identity.method != "password" else None
+
+    async def _from_authorization(
+        self, signin: SignIn, flow: http.HTTPFlow, exchange: Exchange
+    ) -> Identity | None:
+        """Basic credentials where the resource takes them, or an app's bearer token."""
+        if exchange.verdict.outcome is not Outcome.SIGN_IN:
+            return None
+        authorization = flow.request.headers.get("authorization")
+        if authorization is None:
+            return None
+        scheme = _scheme(authorization)
+        auth = exchange.resource.auth
+        if scheme == "basic" and auth is not None and auth.basic_auth:
+            return await self._from_basic(signin, flow, exchange)
+        if scheme == "bearer" and not exchange.resource.public:
+            return await _from_bearer(signin, flow, exchange, authorization, self._tokens)
+        return None
 
     async def _from_basic(
         self, signin: SignIn, flow: http.HTTPFlow, exchange: Exchange
@@ -125,21 +135,10 @@ async def _from_cookies(
 ) -> Identity | None:
     secure = is_https(flow, exchange.client)
     host = exchange.host
-    token = cookies.read_cookie(header, signin.session_cookie(host, secure))
-    if token is not None:
-        try:
-            signed = (await signin.verifier.check_known(token, "session", host)).identity
-        except TokenError as error:
-            log.debug("session cookie refused on %s: %s", host, error)
-        else:
-            # Who the person is now decides, not the groups frozen into the token.
-            identity = current_identity(signin.users.current(), signed)
-            if identity is None:
-                log.debug("session of %s refused: deleted or disabled", signed.subject)
-            elif not await sessions.revoked(
-                signin.kv, identity.session_id, identity.user, identity.issued_at
-            ):
-                return identity
+    name = signin.session_cookie(host, secure)
+    identity = await signin.session_cookies.identity(signin.kv, header, name, host)
+    if identity is not None:
+        return identity
     token = cookies.read_cookie(header, cookies.cookie_name(cookies.PASSWORD, secure))
     if token is not None:
         by_password = _password_identity(signin, token, host, exchange.resource)
@@ -233,23 +232,23 @@ def _locked_out(flow: http.HTTPFlow, lockout: Lockout, what: str, why: str) -> N
     )
 
 
-def _scheme(flow: http.HTTPFlow) -> str | None:
+def _scheme(authorization: str) -> str:
     """The Authorization header's scheme, lower-cased (RFC 9110 §11.1: case-insensitive)."""
-    header = flow.request.headers.get("authorization")
-    return None if header is None else header.strip().partition(" ")[0].lower()
+    return authorization.strip().partition(" ")[0].lower()
 
 
-# A token's person as users.yaml says now, by record and users.yaml's generation: built once,
+# A token's person as users.yaml says now, by token id and users.yaml's generation: built once,
 # not on every request that brings the token (current_identity copies the identity, for the
-# groups and e-mail the record does not carry).
-type TokenPeople = dict[tuple[apptokens.AppToken, int], Identity | None]
+# groups and e-mail the record does not carry). An id names one record for good: records are
+# never rewritten (apptokens.create draws 64 random bits for each).
+type TokenPeople = dict[tuple[str, int], Identity | None]
 
 
 def _token_person(
     people: TokenPeople, signin: SignIn, record: apptokens.AppToken
 ) -> Identity | None:
     users = signin.users.current()  # first: it may notice a change and move the generation on
-    key = (record, signin.users.generation)
+    key = (record.token_id, signin.users.generation)
     if key not in people:
         if len(people) > 10_000:
             people.clear()
@@ -258,13 +257,17 @@ def _token_person(
 
 
 async def _from_bearer(
-    signin: SignIn, flow: http.HTTPFlow, exchange: Exchange, people: TokenPeople
+    signin: SignIn,
+    flow: http.HTTPFlow,
+    exchange: Exchange,
+    authorization: str,
+    people: TokenPeople,
 ) -> Identity | None:
     """An app's token (core.auth.apptokens), or a 401 that says so (RFC 6750 §3): a request
     that brought a token is answered for that token, never sent on to the sign-in page. Refused
     tokens are counted per address like failed sign-ins; a good one never waits on the count."""
     resource = exchange.resource.name
-    credentials = flow.request.headers.get("authorization", "").strip().partition(" ")[2]
+    credentials = authorization.strip().partition(" ")[2]
     try:
         record = await apptokens.verify(signin.kv, credentials.strip(), resource)
     except apptokens.TokenRefused as error:

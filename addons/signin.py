@@ -11,6 +11,7 @@ from mitmproxy import http
 from core.auth import cookies
 from core.auth.identity import Identity
 from core.auth.services import OnSignInServices, SignInServices
+from core.auth.sessioncookies import SessionCookies
 from core.auth.tokens import mint
 from core.auth.verifier import Verifier, audiences
 from core.clientip import ClientAddress
@@ -29,6 +30,7 @@ class SignIn(OnSignInServices):
     verifier: Verifier
     portal_url: str | None
     portal_host: str | None
+    session_cookies: SessionCookies  # a Cookie header's session, remembered by the header
     _assertions: OrderedDict[
         tuple[str, str | None, str, int], tuple[float, tuple[tuple[bytes, bytes], ...]]
     ] = field(default_factory=OrderedDict)
@@ -36,12 +38,14 @@ class SignIn(OnSignInServices):
     @classmethod
     def from_settings(cls, settings: Settings) -> "SignIn":
         services = SignInServices.open(settings)
+        verifier = Verifier(services.keys, services.issuer, settings.session.cookie_domain)
         return cls(
             settings=settings,
             services=services,
-            verifier=Verifier(services.keys, services.issuer, settings.session.cookie_domain),
+            verifier=verifier,
             portal_url=settings.public_url,
             portal_host=urlsplit(settings.public_url).hostname if settings.public_url else None,
+            session_cookies=SessionCookies(verifier, services.users),
         )
 
     @property

@@ -1,6 +1,7 @@
 """Where to: the resource's route for the path (core.policy.routes), a healthy target of it; the
 request is pointed at it with clean headers and the route's rewritten path."""
 
+import functools
 import logging
 from urllib.parse import unquote_plus
 
@@ -18,6 +19,7 @@ from addons.signin import SignIn, request_host
 from core import forwarding
 from core.auth import cookies
 from core.auth.identity import Identity
+from core.auth.sessioncookies import REMEMBERED_HEADER_CHARACTERS
 from core.balance import target_key
 from core.cluster.records import NodeRecord
 from core.headers import Field, is_websocket_upgrade
@@ -149,13 +151,28 @@ def _without_credentials(
                     value.decode("latin-1"), keep=_portal_cookie_names(value)
                 ).encode("latin-1")
             else:
-                value = cookies.without_warren_cookies(value.decode("latin-1")).encode("latin-1")
+                value = _without_warren_cookies(value)
             if not value:
                 continue
         elif lowered == b"authorization" and identity is not None and identity.method in _CONSUMED:
             continue
         kept.append((name, value))
     return kept
+
+
+def _without_warren_cookies(value: bytes) -> bytes:
+    # A browser sends the same Cookie header with every request: what remains of it is
+    # remembered, for headers short enough that remembering costs little memory.
+    if len(value) > REMEMBERED_HEADER_CHARACTERS:
+        return _stripped(value)
+    return _remembered_stripped(value)
+
+
+def _stripped(value: bytes) -> bytes:
+    return cookies.without_warren_cookies(value.decode("latin-1")).encode("latin-1")
+
+
+_remembered_stripped = functools.lru_cache(maxsize=4096)(_stripped)
 
 
 def _portal_cookie_names(value: bytes) -> list[str]:
