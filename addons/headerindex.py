@@ -73,6 +73,8 @@ class IndexedHeaders(http.Headers):
         values = self._values(name)
         if not values:
             return default
+        if len(values) == 1:  # nearly always: no join over a generator for it
+            return values[0].decode("utf-8", "surrogateescape")
         return ", ".join(value.decode("utf-8", "surrogateescape") for value in values)
 
     def __contains__(self, name: object) -> bool:
