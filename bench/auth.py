@@ -138,8 +138,10 @@ WAYS = ("session", "oidc", "bearer")  # the candidates, each against the public 
 
 def _compare(name: str, storage: str, backend_port: int, quick: bool) -> dict[str, object]:
     # Many short rounds: the shared machine's speed drifts by several per cent within seconds,
-    # and the median of many paired rounds is what stays put between runs.
-    seconds, rounds = (2, 3) if quick else (2, 21)
+    # and the median of many paired rounds is what stays put between runs. Every round measures
+    # the public resource and each way in once (common.interleave_all), so no way is measured
+    # only early or only late in the run.
+    seconds, rounds = (2, 4) if quick else (2, 31)
     base = common.workdir(f"auth-{name}")
     args, port, credentials = _gateway(base, backend_port, storage)
     headers = {
@@ -163,14 +165,13 @@ def _compare(name: str, storage: str, backend_port: int, quick: bool) -> dict[st
         common.wrk(port, PUBLIC, "/bench", seconds=1)  # warm-up; fills the session cache too
         for way in WAYS:
             common.wrk(port, PRIVATE, "/bench", seconds=1, headers=headers[way])
-        for way in WAYS:
-            cpu["public"].clear()
-            comparison = common.interleave(
-                f"{name}-{way}",
-                ("public", lambda: measure("public", PUBLIC, ())),
-                (way, functools.partial(measure, way, PRIVATE, headers[way])),
-                rounds,
-            )
+        comparisons = common.interleave_all(
+            name,
+            ("public", lambda: measure("public", PUBLIC, ())),
+            [(way, functools.partial(measure, way, PRIVATE, headers[way])) for way in WAYS],
+            rounds,
+        )
+        for way, comparison in zip(WAYS, comparisons, strict=True):
             entry[way] = {
                 "public_rps": comparison.baseline_rps,
                 "rps": comparison.candidate_rps,
@@ -178,7 +179,7 @@ def _compare(name: str, storage: str, backend_port: int, quick: bool) -> dict[st
                 "ratios": comparison.ratios,
                 # The machine is shared: CPU time per request varies far less with other load
                 # than requests/s do. public/way is the throughput ratio of a CPU-bound gateway.
-                "cpu_us_per_request": {"public": list(cpu["public"]), way: cpu[way]},
+                "cpu_us_per_request": {"public": cpu["public"], way: cpu[way]},
                 "cpu_ratio": statistics.median(
                     public / used for public, used in zip(cpu["public"], cpu[way], strict=True)
                 ),

@@ -153,6 +153,31 @@ def interleave(
     return comparison
 
 
+def interleave_all(
+    name: str,
+    baseline: tuple[str, Callable[[], float]],
+    candidates: Sequence[tuple[str, Callable[[], float]]],
+    rounds: int,
+) -> list[Comparison]:
+    """Paired rounds of several candidates against one baseline: each round runs the baseline
+    and every candidate once, each candidate paired with that round's baseline. The order turns
+    by one from round to round and runs backwards every other turn, so no candidate is always
+    measured first, last or furthest from its baseline: the machine's drift and any effect of
+    the position in the run weigh on all of them alike."""
+    entries = [baseline, *candidates]
+    comparisons = [Comparison(f"{name}-{label}", baseline[0], label) for label, _ in candidates]
+    for index in range(rounds):
+        shift = index % len(entries)
+        order = list(range(shift, len(entries))) + list(range(shift))
+        if (index // len(entries)) % 2:
+            order.reverse()
+        measured = {position: entries[position][1]() for position in order}
+        for position, comparison in enumerate(comparisons, start=1):
+            comparison.baseline_rps.append(measured[0])
+            comparison.candidate_rps.append(measured[position])
+    return comparisons
+
+
 def public_resource_policy(
     host: str, backend_port: int, rules: Sequence[str], top: Sequence[str] = ()
 ) -> str:
