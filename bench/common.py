@@ -140,16 +140,10 @@ def interleave(
     candidate: tuple[str, Callable[[], float]],
     rounds: int,
 ) -> Comparison:
-    """Paired rounds, the order alternating (AB, BA, ...) so that a drift in the machine's load
-    during the run weighs on both sides alike."""
-    comparison = Comparison(name, baseline[0], candidate[0])
-    for index in range(rounds):
-        if index % 2:
-            comparison.candidate_rps.append(candidate[1]())
-            comparison.baseline_rps.append(baseline[1]())
-        else:
-            comparison.baseline_rps.append(baseline[1]())
-            comparison.candidate_rps.append(candidate[1]())
+    """Paired rounds, the order alternating (AB, BA, BA, AB, ...) so that a drift in the
+    machine's load during the run weighs on both sides alike."""
+    (comparison,) = interleave_all(name, baseline, [candidate], rounds)
+    comparison.name = name
     return comparison
 
 
