@@ -12,12 +12,18 @@
 3. the per-request cost in-process: a cached session lookup, a revocation check (SQLite's
    in-memory copy, with the change counter read), and the user's current entry in users.yaml
    (the groups the gateway decides on)
+4. the gateway's instructions per request under callgrind (when valgrind is installed), one
+   request after another on one connection: other load on the machine does not change them,
+   so they show a way in's cost when the requests/s of a shared machine vary by more than it
 """
 
 import asyncio
 import functools
+import http.client
+import re
 import shutil
 import statistics
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -233,9 +239,70 @@ def _per_request(quick: bool) -> dict[str, float]:
     }
 
 
+def _instructions(backend_port: int, quick: bool) -> dict[str, float] | None:
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        return None
+    base = common.workdir("auth-callgrind")
+    args, port, credentials = _gateway(base, backend_port, "memory://")
+    dumps = base / "callgrind.out"
+    valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={dumps}.%p"]
+    # The gateway starts itself again under `python -O` (addons.gateway.optimised).
+    process = processes.start([*valgrind, "--trace-children=yes", *args], log=base / "log")
+    asked = {
+        "public": (PUBLIC, {}),
+        "session": (PRIVATE, {"cookie": f"theme=dark; warren_session={credentials.session}"}),
+        "oidc": (PRIVATE, {"cookie": f"theme=dark; warren_session={credentials.oidc}"}),
+        "bearer": (PRIVATE, {"authorization": f"Bearer {credentials.bearer}"}),
+    }
+    count = 50 if quick else 300
+    found: dict[str, float] = {}
+    try:
+        processes.wait_for_port(port, process, timeout=600)
+        for host, headers in asked.values():
+            _one_by_one(port, host, headers, 30)  # every cache warm
+        for way, (host, headers) in asked.items():
+            subprocess.run(
+                ["callgrind_control", "-z", str(process.pid)], check=True, capture_output=True
+            )
+            _one_by_one(port, host, headers, count)
+            subprocess.run(
+                ["callgrind_control", "-d", way, str(process.pid)], check=True, capture_output=True
+            )
+            found[way] = _dumped_instructions(dumps, way) / count
+    finally:
+        processes.stop(process, timeout=60)
+    return found
+
+
+def _one_by_one(port: int, host: str, headers: dict[str, str], count: int) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        for _ in range(count):
+            connection.request("GET", "/bench", headers={"host": host, **headers})
+            answer = connection.getresponse()
+            answer.read()
+            if answer.status != 200:
+                raise RuntimeError(f"{host} answered {answer.status} under callgrind")
+    finally:
+        connection.close()
+
+
+def _dumped_instructions(dumps: Path, way: str) -> int:
+    for path in sorted(dumps.parent.glob(dumps.name + ".*"), key=lambda p: p.stat().st_mtime):
+        text = path.read_text(errors="replace")
+        if re.search(rf"^desc: Trigger: dump {way}$", text, re.MULTILINE):
+            total = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.MULTILINE)
+            if total is not None:
+                return int(total.group(1))
+    raise RuntimeError(f"no callgrind dump for {way} in {dumps.parent}")
+
+
 def run(quick: bool) -> str:
     results: dict[str, object] = {}
     with common.backend() as backend_port:
+        instructions = _instructions(backend_port, quick)
+        if instructions is not None:
+            results["instructions"] = instructions
         results["sqlite"] = _compare("sqlite", "memory://", backend_port, quick)
         with _redis() as redis_url:
             if redis_url is not None:
@@ -293,4 +360,14 @@ def report(results: dict[str, object]) -> str:
             "",
             "a clock read and a dict lookup; the file is looked at every 0.5 s",
         ])  # fmt: skip
+    instructions = results.get("instructions")
+    if isinstance(instructions, dict):
+        public = instructions["public"]
+        for way in WAYS:
+            rows.append([
+                f"4. {_WAY_LABELS[way]}: public/way in instructions (callgrind)",
+                f"{public / instructions[way]:.3f}",
+                "",
+                f"{instructions[way] / 1000:.0f}k vs {public / 1000:.0f}k per request",
+            ])  # fmt: skip
     return common.table(rows, ["benchmark", "result", "target", "detail"])
