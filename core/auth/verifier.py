@@ -13,6 +13,9 @@ from core.auth.tokens import TokenError, UnknownKey, Use, verify
 
 _METHODS: dict[str, Method] = {"session": "session", "password": "password", "share": "share"}
 NEGATIVE_SECONDS = 30.0
+# Warren's tokens are well under this; a longer one is checked afresh each time rather than kept,
+# so made-up tokens as large as a request head allows cannot fill memory.
+REMEMBERED_REFUSAL_CHARACTERS = 4096
 
 
 class Verified(NamedTuple):
@@ -117,7 +120,8 @@ class Verifier:
         except UnknownKey:
             raise  # not remembered: the key may be published a moment from now
         except TokenError as error:
-            self._remember(self._bad, refused_key, (now + NEGATIVE_SECONDS, str(error)))
+            if len(token) <= REMEMBERED_REFUSAL_CHARACTERS:
+                self._remember(self._bad, refused_key, (now + NEGATIVE_SECONDS, str(error)))
             raise
         self._remember(self._good, key, verified)
         return verified

@@ -49,3 +49,13 @@ def test_a_token_for_a_fixed_audience_is_refused_for_another(keys: KeyRing) -> N
     with pytest.raises(TokenError):
         verifier.check(token, "share", "", audience="share:grafana")
     assert verifier.check(token, "share", "", audience="share:photos").identity.method == "share"
+
+
+def test_a_made_up_token_too_long_to_be_warrens_is_refused_and_not_kept(keys: KeyRing) -> None:
+    verifier = Verifier(keys, ISSUER)
+    huge = "eyJ" + "A" * 60_000
+    for _ in range(2):
+        with pytest.raises(TokenError):
+            verifier.check(huge, "session", "a.example.com")
+    assert verifier.check(session(keys, "a.example.com"), "session", "a.example.com")
+    assert not [key for key in verifier._bad if key[1] == huge]
