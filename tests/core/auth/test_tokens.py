@@ -4,7 +4,6 @@ import base64
 import hmac
 import json
 import time
-from pathlib import Path
 
 import jwt
 import pytest
@@ -17,13 +16,6 @@ from core.auth.tokens import TokenError, mint, new_id, verify
 ISSUER = "https://auth.example.com"
 HOST_A = "a.example.com"
 HOST_B = "b.example.com"
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> KeyRing:
-    ring = KeyRing(tmp_path / "keys")
-    ring.ensure()
-    return ring
 
 
 def session(keys: KeyRing, **overrides: object) -> str:

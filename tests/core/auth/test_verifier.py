@@ -1,7 +1,5 @@
 """`core.auth.verifier`: what it remembers of a token, and for whom."""
 
-from pathlib import Path
-
 import pytest
 
 from core.auth.signing import KeyRing
@@ -9,13 +7,6 @@ from core.auth.tokens import TokenError, mint
 from core.auth.verifier import Verifier
 
 ISSUER = "https://auth.example.com"
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> KeyRing:
-    ring = KeyRing(tmp_path / "keys")
-    ring.ensure()
-    return ring
 
 
 def session(keys: KeyRing, audience: str) -> str:
