@@ -144,10 +144,9 @@ WAYS = ("session", "oidc", "bearer")  # the candidates, each against the public 
 
 def _compare(name: str, storage: str, backend_port: int, quick: bool) -> dict[str, object]:
     # Many short rounds: the shared machine's speed drifts by several per cent within seconds,
-    # and the median of many paired rounds is what stays put between runs. Every round measures
-    # the public resource and each way in once (common.interleave_all), so no way is measured
-    # only early or only late in the run.
-    seconds, rounds = (2, 4) if quick else (2, 31)
+    # and the median of many rounds is what stays put between runs. Every run of a way in
+    # stands between two runs of the public resource (common.interleave_all).
+    seconds, rounds = (2, 3) if quick else (2, 21)
     base = common.workdir(f"auth-{name}")
     args, port, credentials = _gateway(base, backend_port, storage)
     headers = {
@@ -155,7 +154,7 @@ def _compare(name: str, storage: str, backend_port: int, quick: bool) -> dict[st
         "oidc": (f"Cookie: theme=dark; warren_session={credentials.oidc}",),
         "bearer": (f"Authorization: Bearer {credentials.bearer}",),
     }
-    cpu: dict[str, list[float]] = {"public": [], **{way: [] for way in WAYS}}
+    cpu: list[tuple[str, float]] = []  # (label, us per request), in the order measured
     entry: dict[str, object] = {"storage": storage.split("://")[0]}
     with common.running(args, port, base / "gateway.log") as gateway:
 
@@ -165,7 +164,7 @@ def _compare(name: str, storage: str, backend_port: int, quick: bool) -> dict[st
             used = common.cpu_seconds(gateway.pid) - before
             if load.non_2xx or load.socket_errors:
                 raise RuntimeError(f"{label} failed requests during the benchmark: {load}")
-            cpu[label].append(used / max(1, load.requests) * 1e6)
+            cpu.append((label, used / max(1, load.requests) * 1e6))
             return load.requests_per_second
 
         common.wrk(port, PUBLIC, "/bench", seconds=1)  # warm-up; fills the session cache too
@@ -178,6 +177,7 @@ def _compare(name: str, storage: str, backend_port: int, quick: bool) -> dict[st
             rounds,
         )
         for way, comparison in zip(WAYS, comparisons, strict=True):
+            public_cpu, way_cpu = _bracketed(cpu, way)
             entry[way] = {
                 "public_rps": comparison.baseline_rps,
                 "rps": comparison.candidate_rps,
@@ -185,12 +185,22 @@ def _compare(name: str, storage: str, backend_port: int, quick: bool) -> dict[st
                 "ratios": comparison.ratios,
                 # The machine is shared: CPU time per request varies far less with other load
                 # than requests/s do. public/way is the throughput ratio of a CPU-bound gateway.
-                "cpu_us_per_request": {"public": cpu["public"], way: cpu[way]},
+                "cpu_us_per_request": {"public": public_cpu, way: way_cpu},
                 "cpu_ratio": statistics.median(
-                    public / used for public, used in zip(cpu["public"], cpu[way], strict=True)
+                    public / used for public, used in zip(public_cpu, way_cpu, strict=True)
                 ),
             }
     return entry
+
+
+def _bracketed(cpu: list[tuple[str, float]], way: str) -> tuple[list[float], list[float]]:
+    """The CPU per request of each run of `way`, and the mean of the public runs around it."""
+    public, used = [], []
+    for index, (label, value) in enumerate(cpu):
+        if label == way:
+            public.append((cpu[index - 1][1] + cpu[index + 1][1]) / 2)
+            used.append(value)
+    return public, used
 
 
 def _per_request(quick: bool) -> dict[str, float]:

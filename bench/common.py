@@ -140,8 +140,7 @@ def interleave(
     candidate: tuple[str, Callable[[], float]],
     rounds: int,
 ) -> Comparison:
-    """Paired rounds, the order alternating (AB, BA, BA, AB, ...) so that a drift in the
-    machine's load during the run weighs on both sides alike."""
+    """Rounds of the candidate between two runs of the baseline (common.interleave_all)."""
     (comparison,) = interleave_all(name, baseline, [candidate], rounds)
     comparison.name = name
     return comparison
@@ -153,22 +152,23 @@ def interleave_all(
     candidates: Sequence[tuple[str, Callable[[], float]]],
     rounds: int,
 ) -> list[Comparison]:
-    """Paired rounds of several candidates against one baseline: each round runs the baseline
-    and every candidate once, each candidate paired with that round's baseline. The order turns
-    by one from round to round and runs backwards every other turn, so no candidate is always
-    measured first, last or furthest from its baseline: the machine's drift and any effect of
-    the position in the run weigh on all of them alike."""
-    entries = [baseline, *candidates]
+    """Every run of a candidate stands between two runs of the baseline (B c1 B c2 B c3 B c1 B
+    ...) and is compared with their mean: a drift in the machine's speed that is steady over
+    the three runs cancels out, and every candidate is as near its baseline as every other.
+    (With each round running the baseline once and every candidate after it, a candidate in
+    the middle was never measured next to the baseline, and its ratio came out several per cent
+    lower than the same candidate's measured next to it.) The candidates' order turns by one
+    from round to round, so none is always measured first or last in a round."""
     comparisons = [Comparison(f"{name}-{label}", baseline[0], label) for label, _ in candidates]
+    before = baseline[1]()
     for index in range(rounds):
-        shift = index % len(entries)
-        order = list(range(shift, len(entries))) + list(range(shift))
-        if (index // len(entries)) % 2:
-            order.reverse()
-        measured = {position: entries[position][1]() for position in order}
-        for position, comparison in enumerate(comparisons, start=1):
-            comparison.baseline_rps.append(measured[0])
-            comparison.candidate_rps.append(measured[position])
+        shift = index % len(candidates)
+        for position in [*range(shift, len(candidates)), *range(shift)]:
+            measured = candidates[position][1]()
+            after = baseline[1]()
+            comparisons[position].baseline_rps.append((before + after) / 2)
+            comparisons[position].candidate_rps.append(measured)
+            before = after
     return comparisons
 
 

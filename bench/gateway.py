@@ -231,8 +231,8 @@ def cpu_seconds(pid: int) -> float:
 def observability(quick: bool) -> dict[str, object]:
     """The same gateway and workload (a 100-rule policy, every request allowed and forwarded)
     with Prometheus metrics on and an access log line per request to a file, against both off;
-    paired rounds, the order alternating (common.interleave). The metrics are scraped once per
-    round, as Prometheus would, so their exposition is in the measured cost too."""
+    each run of it between two runs of the baseline (common.interleave). The metrics are scraped
+    once per round, as Prometheus would, so their exposition is in the measured cost too."""
     seconds, rounds = (3, 4) if quick else (5, 10)
     base = common.workdir("observe")
     metrics_port = processes.free_port()

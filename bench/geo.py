@@ -183,8 +183,8 @@ def alternating(
     candidate: Callable[[], float],
     rounds: int,
 ) -> common.Comparison:
-    """Like common.interleave, but every other round measures the candidate first, so that
-    whatever favours the first (or second) run of a round falls on both sides equally."""
+    """Paired rounds, every other one measuring the candidate first, so that whatever favours
+    the first (or second) run of a round falls on both sides equally."""
     for index in range(rounds):
         if index % 2:
             after = candidate()
