@@ -177,7 +177,7 @@ def _compare(name: str, storage: str, backend_port: int, quick: bool) -> dict[st
             rounds,
         )
         for way, comparison in zip(WAYS, comparisons, strict=True):
-            public_cpu, way_cpu = _bracketed(cpu, way)
+            public_cpu, way_cpu = common.bracketed(cpu, way)
             entry[way] = {
                 "public_rps": comparison.baseline_rps,
                 "rps": comparison.candidate_rps,
@@ -191,16 +191,6 @@ def _compare(name: str, storage: str, backend_port: int, quick: bool) -> dict[st
                 ),
             }
     return entry
-
-
-def _bracketed(cpu: list[tuple[str, float]], way: str) -> tuple[list[float], list[float]]:
-    """The CPU per request of each run of `way`, and the mean of the public runs around it."""
-    public, used = [], []
-    for index, (label, value) in enumerate(cpu):
-        if label == way:
-            public.append((cpu[index - 1][1] + cpu[index + 1][1]) / 2)
-            used.append(value)
-    return public, used
 
 
 def _per_request(quick: bool) -> dict[str, float]:

@@ -172,6 +172,18 @@ def interleave_all(
     return comparisons
 
 
+def bracketed(runs: Sequence[tuple[str, float]], label: str) -> tuple[list[float], list[float]]:
+    """A figure taken at every run (CPU per request, say), as (label, figure) in the order
+    interleave_all ran them: for each run of `label`, the mean of the baseline's runs either
+    side of it, and its own."""
+    around, own = [], []
+    for index, (measured, figure) in enumerate(runs):
+        if measured == label:
+            around.append((runs[index - 1][1] + runs[index + 1][1]) / 2)
+            own.append(figure)
+    return around, own
+
+
 def public_resource_policy(
     host: str, backend_port: int, rules: Sequence[str], top: Sequence[str] = ()
 ) -> str:

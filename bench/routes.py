@@ -50,7 +50,7 @@ def run(quick: bool) -> str:
     base = common.workdir("routes")
     with common.backend() as backend_port:
         args, port = warren_gateway(base / "gateway", _policy(backend_port), QUIET)
-        cpu: dict[str, list[float]] = {"plain": [], "routed": []}
+        cpu: list[tuple[str, float]] = []  # (label, us per request), in the order measured
         with common.running(args, port, base / "gateway.log") as gateway:
 
             def measure(label: str, host: str, path: str) -> float:
@@ -59,7 +59,7 @@ def run(quick: bool) -> str:
                 used = common.cpu_seconds(gateway.pid) - before
                 if load.non_2xx or load.socket_errors:
                     raise RuntimeError(f"{label} failed requests during the benchmark: {load}")
-                cpu[label].append(used / max(1, load.requests) * 1e6)
+                cpu.append((label, used / max(1, load.requests) * 1e6))
                 return load.requests_per_second
 
             common.wrk(port, PLAIN, "/bench", seconds=1)  # warm-up
@@ -70,14 +70,15 @@ def run(quick: bool) -> str:
                 ("routed", lambda: measure("routed", ROUTED, "/api/bench")),
                 rounds,
             )
+    plain_cpu, routed_cpu = common.bracketed(cpu, "routed")
     results = {
         "plain_rps": comparison.baseline_rps,
         "routed_rps": comparison.candidate_rps,
         "ratio": comparison.ratio,
         "ratios": comparison.ratios,
-        "cpu_us_per_request": cpu,
+        "cpu_us_per_request": {"plain": plain_cpu, "routed": routed_cpu},
         "cpu_ratio": statistics.median(
-            plain / routed for plain, routed in zip(cpu["plain"], cpu["routed"], strict=True)
+            plain / routed for plain, routed in zip(plain_cpu, routed_cpu, strict=True)
         ),
     }
     common.save("routes", results)
