@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
 
 _SCHEMES = {
     "memory": "warren+memory",  # core.ratelimit.memory
@@ -96,10 +97,26 @@ def limits_url(url: str) -> str:
     return urlunsplit(parts._replace(scheme=_SCHEMES[parts.scheme]))
 
 
+def stale_connection_retry() -> "Retry":
+    """One immediate retry of a command that met a dead connection.
+
+    A pooled connection left over from before a Redis restart fails its next command once, then
+    reconnects. redis-py's `Redis.from_url` retries nothing (its pool's connections get no
+    retry), while `Redis(...)` retries ten times with back-off; one policy for every client,
+    and anything more than one only delays declaring an outage.
+    """
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    return Retry(NoBackoff(), 1)
+
+
 def redis_client(url: str, **options: Any) -> "Redis":
     """A redis-py asyncio client for a shared `storage` URL (not `memory://`)."""
     from redis.asyncio import Redis
     from redis.asyncio.sentinel import Sentinel
+
+    options.setdefault("retry", stale_connection_retry())
 
     parts = urlsplit(url)
     kind = parts.scheme.partition("+")[2]

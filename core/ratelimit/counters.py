@@ -6,7 +6,7 @@ sign-in regulation both count in it.
 from typing import Any
 
 from core.ratelimit.memory import MemoryStorage
-from core.storage import is_shared, limits_url
+from core.storage import is_shared, limits_url, stale_connection_retry
 
 # Counters live under this prefix in a shared Redis, next to whatever else it holds.
 KEY_PREFIX = "warren"
@@ -24,8 +24,6 @@ def open_storage(url: str) -> Any:
         return MemoryStorage()
     # Imported here: a node on memory:// never loads redis-py.
     from limits.storage import storage_from_string
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
 
     options: dict[str, Any] = {
         "wrap_exceptions": True,
@@ -33,8 +31,6 @@ def open_storage(url: str) -> Any:
         "key_prefix": KEY_PREFIX,
         "socket_connect_timeout": CONNECT_TIMEOUT_S,
         "socket_timeout": COMMAND_TIMEOUT_S,
-        # One immediate retry: a pooled connection left over from before a Redis restart fails
-        # once, then reconnects. Anything more only delays declaring the outage.
-        "retry": Retry(NoBackoff(), 1),
+        "retry": stale_connection_retry(),
     }
     return storage_from_string(limits_url(url), **options)

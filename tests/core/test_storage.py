@@ -1,12 +1,14 @@
 """The `storage` setting: URLs checked, opened as a Redis client, passwords never shown (opened as
 a limits storage: tests/core/ratelimit/test_counters.py)."""
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from core.problems import ConfigError
 from core.settings import load_settings
+from tests.support.redis import RedisServer, require_redis_server
 
 
 def write(tmp_path: Path, text: str, name: str = "policy.yaml") -> Path:
@@ -86,3 +88,26 @@ def sentinel_timeout(pool: object) -> object:
 
     assert isinstance(pool, SentinelConnectionPool)
     return pool.sentinel_manager.sentinels[0].connection_pool.connection_kwargs["socket_timeout"]
+
+
+def test_a_client_used_before_a_redis_restart_answers_after_it(tmp_path: Path) -> None:
+    from core.storage import redis_client
+
+    require_redis_server()
+    server = RedisServer(tmp_path).start()
+
+    async def scenario() -> None:
+        client = redis_client(server.url)
+        try:
+            await client.set("k", "before")
+            server.stop()
+            server.start()  # the pooled connection is now a dead one
+            assert await client.set("k", "after") is True
+            assert await client.get("k") == b"after"
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.stop()
