@@ -8,13 +8,21 @@ size, connection reuse, Host): a signed-in request, which carries Remote-User, R
 Remote-Groups and the assertion, paid for those four fields on every one of those lookups.
 Here the names are lowered once, the first time one is looked up, and again only after the
 fields change (every change in mitmproxy's `MultiDict` assigns `fields` anew).
+
+Every request's headers are made into these twice, and every field costs Python bytecode in
+each pass over them; where a pass can be one call into C (building, indexing, serialising),
+it is.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from operator import itemgetter
 
 from mitmproxy import http
 
-type _Index = dict[bytes, list[bytes]]
+type _Fields = tuple[tuple[bytes, bytes], ...]
+type _Index = dict[bytes, Sequence[bytes]]
+
+_NAME, _VALUE = itemgetter(0), itemgetter(1)
 
 
 class IndexedHeaders(http.Headers):
@@ -26,6 +34,15 @@ class IndexedHeaders(http.Headers):
     def __init__(self, fields: Iterable[tuple[bytes, bytes]] = ()) -> None:
         self._index = None
         super().__init__(fields)
+
+    @classmethod
+    def of(cls, fields: _Fields) -> "IndexedHeaders":
+        """Fields that are already a `Headers`' (bytes pairs in a tuple), taken as they are:
+        `Headers.__init__` checks and copies each field in Python."""
+        headers = cls.__new__(cls)
+        headers._fields = fields
+        headers._index = None
+        return headers
 
     @property  # a plain attribute in mitmproxy: a property here, so that a change is seen
     def fields(self) -> tuple[tuple[bytes, bytes], ...]:
@@ -50,13 +67,10 @@ class IndexedHeaders(http.Headers):
                 index.pop(key, None)
             self._index = index
 
-    def _values(self, name: str | bytes) -> list[bytes] | None:
+    def _values(self, name: str | bytes) -> Sequence[bytes] | None:
         index = self._index
         if index is None:
-            index = {}
-            for key, value in self._fields:
-                index.setdefault(key.lower(), []).append(value)
-            self._index = index
+            index = self._index = _index_of(self._fields)
         return index.get(_bytes(name).lower())
 
     def get_all(self, name: str | bytes) -> list[str]:
@@ -79,6 +93,22 @@ class IndexedHeaders(http.Headers):
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str | bytes) and bool(self._values(name))
+
+    def __bytes__(self) -> bytes:  # mitmproxy's, without a generator step per field
+        fields = self._fields
+        return b"\r\n".join(map(b": ".join, fields)) + b"\r\n" if fields else b""
+
+
+def _index_of(fields: _Fields) -> _Index:
+    # Nearly always every name comes once: all of them lowered in one call, each value its own
+    # one-tuple (zip), and no Python step per field.
+    names = b"\n".join(map(_NAME, fields)).lower().split(b"\n")
+    if fields and len(names) == len(fields) and len(set(names)) == len(names):
+        return dict(zip(names, zip(map(_VALUE, fields)), strict=True))
+    index: dict[bytes, list[bytes]] = {}
+    for key, value in fields:  # a name twice, or one with a line feed in it
+        index.setdefault(key.lower(), []).append(value)
+    return dict(index)
 
 
 def _bytes(text: str | bytes) -> bytes:

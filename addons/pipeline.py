@@ -61,7 +61,7 @@ class Pipeline:
             return
         exchange = attach(flow, Exchange(runtime, runtime.policy))
         # Every step looks the client's headers up; their names are lowered once for all of them.
-        flow.request.headers = IndexedHeaders(flow.request.headers.fields)
+        flow.request.headers = IndexedHeaders.of(flow.request.headers.fields)
         await self._answering("requestheaders", flow, exchange)
         self._gate(flow, exchange)
 

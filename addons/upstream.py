@@ -118,7 +118,7 @@ def _rewrite_headers(flow: http.HTTPFlow, exchange: Exchange, signin: SignIn) ->
     if identity is not None:
         extra = signin.identity_headers(identity, exchange.host)
     fields = request.headers.fields
-    request.headers = IndexedHeaders(
+    request.headers = IndexedHeaders.of(
         forwarding.rewrite(
             _without_credentials(fields, portal, identity),
             client_ip=str(exchange.client.ip),
