@@ -3,6 +3,7 @@
 Every name is compared as a CGI name (core.headers), so `Remote_User` is `Remote-User`.
 """
 
+import functools
 from collections.abc import Iterable
 
 from core.headers import HOP_BY_HOP, Field, HeaderNames, cgi_name, connection_options, nominated
@@ -47,24 +48,23 @@ DEFAULT_STRIP = (
 )
 
 
+_OWNED_NAMES = HeaderNames.of(_OWNED, _OWNED_PREFIXES)
+_NEVER_FORWARDED = _OWNED_NAMES | HeaderNames.of(HOP_BY_HOP, ())
+
+
 def is_owned(name: bytes) -> bool:
-    return _owned(cgi_name(name))
+    return cgi_name(name) in _OWNED_NAMES
 
 
-def _owned(cgi: bytes) -> bool:
-    return cgi in _OWNED or cgi.startswith(_OWNED_PREFIXES)
+@functools.lru_cache(maxsize=64)  # one per policy's strip_headers: made once, not per request
+def _dropped(strip: HeaderNames) -> HeaderNames:
+    return _NEVER_FORWARDED | strip
 
 
 def _forwardable(fields: Iterable[Field], strip: HeaderNames) -> list[Field]:
-    fields = list(fields)
+    fields = tuple(fields)
     nominations = nominated(fields)
-    dropped = HOP_BY_HOP | nominations
-    kept = []
-    for name, value in fields:
-        cgi = cgi_name(name)
-        if cgi in dropped or _owned(cgi) or cgi in strip:
-            continue
-        kept.append((name, value))
+    kept = _dropped(strip).kept(fields, also=nominations)
     # The client's close (or HTTP/1.0 keep-alive) stays: it is about its own connection, and it
     # is what decides whether that connection stays open after the answer (RFC 9112 §9.3, §9.6).
     options = connection_options(nominations)

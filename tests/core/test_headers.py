@@ -1,8 +1,11 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.headers import (
     HeaderNames,
     cgi_name,
+    cgi_names,
     connection_problem,
     field_problem,
     is_websocket_upgrade,
@@ -51,6 +54,12 @@ def test_connection_nominations_are_read_as_cgi_names() -> None:
     assert nominated(fields) == {b"keep-alive", b"x-real-ip", b"remote-user"}
 
 
+def test_only_a_field_named_connection_nominates_in_any_case() -> None:
+    assert nominated([(b"Proxy-Connection", b"X-A"), (b"X-Connection", b"X-B")]) == frozenset()
+    assert nominated([(b"Host", b"app.example"), (b"CONNECTION", b"X-A")]) == {b"x-a"}
+    assert nominated([]) == frozenset()
+
+
 @pytest.mark.parametrize("name", [b"Content-Length", b"transfer-encoding", b"Host", b"HOST"])
 def test_nominating_framing_or_host_is_refused(name: bytes) -> None:
     assert connection_problem([(b"Connection", b"close, " + name)]) is not None
@@ -70,6 +79,8 @@ WEBSOCKET = [
 
 def test_a_websocket_handshake_is_recognised() -> None:
     assert is_websocket_upgrade("GET", WEBSOCKET)
+    shouted = [(name.upper(), value) for name, value in WEBSOCKET]
+    assert is_websocket_upgrade("GET", [(b"Host", b"app.example"), *shouted])
 
 
 @pytest.mark.parametrize("upgrade", [b"h2c", b"H2C", b"foo, h2c", b"websocket, h2c", b"WebSocket2"])
@@ -92,6 +103,25 @@ def test_header_names_match_exact_names_and_prefixes_as_cgi_names() -> None:
     assert cgi_name(b"X_Authentik_Groups") in names
     assert cgi_name(b"X-Webauth-Other") not in names
     assert cgi_name(b"X-Authentik") not in names
+
+
+# Names as a client could send them over HTTP/2 too: any case, `_`, and bytes no HTTP/1 head holds.
+NAMES = st.lists(st.sampled_from(b"aA_-\nxX:\r"), max_size=6).map(bytes)
+FIELDS = st.lists(st.tuples(NAMES, st.just(b"v")), max_size=6)
+
+
+@given(FIELDS)
+def test_all_cgi_names_at_once_are_each_name_s(fields: list[tuple[bytes, bytes]]) -> None:
+    assert cgi_names(fields) == [cgi_name(name) for name, _value in fields]
+
+
+@given(FIELDS, st.frozensets(NAMES.map(cgi_name), max_size=3))
+def test_the_fields_kept_are_those_no_name_matches(
+    fields: list[tuple[bytes, bytes]], also: frozenset[bytes]
+) -> None:
+    names = HeaderNames(["X-A", "a-*"]) | HeaderNames.of({b"x"}, (b"x-",))
+    expected = [f for f in fields if cgi_name(f[0]) not in names and cgi_name(f[0]) not in also]
+    assert names.kept(fields, also) == expected
 
 
 @pytest.mark.parametrize(
