@@ -22,7 +22,7 @@ from core.auth.identity import Identity
 from core.auth.sessioncookies import REMEMBERED_HEADER_CHARACTERS
 from core.balance import target_key
 from core.cluster.records import NodeRecord
-from core.headers import Field, is_websocket_upgrade
+from core.headers import Field, is_websocket_upgrade, positions
 from core.paths import split_target
 from core.policy.model import Target
 from core.policy.routes import CompiledRoute
@@ -142,21 +142,25 @@ def _without_credentials(
 ) -> list[Field]:
     """Warren's cookies (and basic credentials or app tokens Warren consumed) never reach an
     application."""
-    kept = []
-    for name, value in fields:
-        lowered = name.lower()
-        if lowered == b"cookie" and b"warren_" in value:
-            if portal:  # the portal reads its own cookies, never the resources'
-                value = cookies.without_warren_cookies(
-                    value.decode("latin-1"), keep=_portal_cookie_names(value)
-                ).encode("latin-1")
-            else:
-                value = _without_warren_cookies(value)
-            if not value:
-                continue
-        elif lowered == b"authorization" and identity is not None and identity.method in _CONSUMED:
+    kept = list(fields)
+    consumed = identity is not None and identity.method in _CONSUMED
+    dropped = positions(fields, b"authorization") if consumed else []
+    for index in positions(fields, b"cookie"):  # HTTP/2 may split one into several (RFC 9113)
+        name, value = fields[index]
+        if b"warren_" not in value:
             continue
-        kept.append((name, value))
+        if portal:  # the portal reads its own cookies, never the resources'
+            value = cookies.without_warren_cookies(
+                value.decode("latin-1"), keep=_portal_cookie_names(value)
+            ).encode("latin-1")
+        else:
+            value = _without_warren_cookies(value)
+        if value:
+            kept[index] = (name, value)
+        else:
+            dropped.append(index)
+    for index in sorted(dropped, reverse=True):
+        del kept[index]
     return kept
 
 

@@ -13,7 +13,7 @@ from mitmproxy import http
 
 from addons.exchange import Exchange
 from addons.respond import refuse
-from core.headers import connection_problem, field_problem, is_token
+from core.headers import connection_problem, field_problem, head_size, is_token
 from core.hosts import normalise_host, valid_authority
 
 _UNREADABLE = "Warren could not read this request one way only, so it refused it."
@@ -27,7 +27,7 @@ class WellFormed:
         if len(fields) > limits.max_headers:
             refuse(flow, 431, reason=f"{len(fields)} header fields")
             return
-        size = sum(len(name) + len(value) + 4 for name, value in fields)
+        size = head_size(fields)
         if size > limits.max_head_size:
             refuse(flow, 431, reason=f"{size} bytes of header fields")
             return

@@ -1,5 +1,5 @@
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from core.headers import (
@@ -8,8 +8,11 @@ from core.headers import (
     cgi_names,
     connection_problem,
     field_problem,
+    head_size,
+    is_token,
     is_websocket_upgrade,
     nominated,
+    positions,
     valid_pattern,
 )
 
@@ -130,3 +133,38 @@ def test_the_fields_kept_are_those_no_name_matches(
 )
 def test_strip_patterns(pattern: str, valid: bool) -> None:
     assert valid_pattern(pattern) is valid
+
+
+ANY_NAMES = st.lists(st.sampled_from(b"aA_-\nx:\r\x00 "), max_size=5).map(bytes)
+ANY_VALUES = st.lists(st.sampled_from(b"v \t\r\n\x00\x7f\x80"), max_size=4).map(bytes)
+ANY_FIELDS = st.lists(
+    st.tuples(st.one_of(ANY_NAMES, st.sampled_from([b"Transfer_Encoding", b"Host"])), ANY_VALUES),
+    max_size=5,
+)
+
+
+def _fine(name: bytes, value: bytes) -> bool:
+    framing = cgi_name(name) in (b"content-length", b"transfer-encoding") and b"_" in name
+    controls = any((byte < 0x20 and byte != 0x09) or byte == 0x7F for byte in value)
+    return is_token(name) and not framing and not controls
+
+
+@given(ANY_FIELDS)
+@example([(b"Host", b"v"), (b"X-A\nHost", b"v")])  # a name that would read as two
+def test_fields_are_refused_exactly_when_one_of_them_is_malformed(
+    fields: list[tuple[bytes, bytes]],
+) -> None:
+    assert (field_problem(fields) is None) == all(_fine(name, value) for name, value in fields)
+
+
+@given(ANY_FIELDS)
+def test_the_head_size_counts_each_field_with_its_separator_and_crlf(
+    fields: list[tuple[bytes, bytes]],
+) -> None:
+    assert head_size(fields) == sum(len(b"%s: %s\r\n" % field) for field in fields)
+
+
+@given(ANY_FIELDS)
+def test_positions_are_where_the_name_is_in_any_case(fields: list[tuple[bytes, bytes]]) -> None:
+    for name in (b"host", b"a", b"transfer_encoding"):
+        assert positions(fields, name) == [i for i, f in enumerate(fields) if f[0].lower() == name]
