@@ -145,7 +145,7 @@ def _without_credentials(
     kept = list(fields)
     consumed = identity is not None and identity.method in _CONSUMED
     dropped = positions(fields, b"authorization") if consumed else []
-    for index in positions(fields, b"cookie"):  # HTTP/2 may split one into several (RFC 9113)
+    for index in positions(fields, b"cookie"):  # HTTP/2 may split one in several (RFC 9113 §8.2.3)
         name, value = fields[index]
         if b"warren_" not in value:
             continue
