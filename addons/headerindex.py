@@ -19,10 +19,12 @@ from operator import itemgetter
 
 from mitmproxy import http
 
+from core.headers import lowered_names
+
 type _Fields = tuple[tuple[bytes, bytes], ...]
 type _Index = dict[bytes, Sequence[bytes]]
 
-_NAME, _VALUE = itemgetter(0), itemgetter(1)
+_VALUE = itemgetter(1)
 
 
 class IndexedHeaders(http.Headers):
@@ -100,14 +102,14 @@ class IndexedHeaders(http.Headers):
 
 
 def _index_of(fields: _Fields) -> _Index:
-    # Nearly always every name comes once: all of them lowered in one call, each value its own
-    # one-tuple (zip), and no Python step per field.
-    names = b"\n".join(map(_NAME, fields)).lower().split(b"\n")
-    if fields and len(names) == len(fields) and len(set(names)) == len(names):
+    # Nearly always every name comes once: each value its own one-tuple (zip), no Python step
+    # per field.
+    names = lowered_names(fields)
+    if len(set(names)) == len(names):
         return dict(zip(names, zip(map(_VALUE, fields)), strict=True))
     index: dict[bytes, list[bytes]] = {}
-    for key, value in fields:  # a name twice, or one with a line feed in it
-        index.setdefault(key.lower(), []).append(value)
+    for name, (_name, value) in zip(names, fields, strict=True):  # a name twice
+        index.setdefault(name, []).append(value)
     return dict(index)
 
 

@@ -11,7 +11,7 @@
 """
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import chain
 from operator import itemgetter
 
@@ -43,12 +43,22 @@ def cgi_name(name: bytes) -> bytes:
     return name.lower().replace(b"_", b"-")
 
 
+def lowered_names(fields: Sequence[Field]) -> list[bytes]:
+    """Every field's name lowered, in order: all of them in one pass in C, not a Python step
+    each (every request's fields are looked through several times)."""
+    return _each(b"\n".join(map(_NAME, fields)).lower(), fields, bytes.lower)
+
+
 def cgi_names(fields: Sequence[Field]) -> list[bytes]:
-    """Every field's CGI name, in order: all of them in one pass in C, not a Python step each."""
-    names = b"\n".join(map(_NAME, fields)).lower().replace(b"_", b"-").split(b"\n")
+    """Every field's CGI name, in order, the same way."""
+    return _each(b"\n".join(map(_NAME, fields)).lower().replace(b"_", b"-"), fields, cgi_name)
+
+
+def _each(joined: bytes, fields: Sequence[Field], one: Callable[[bytes], bytes]) -> list[bytes]:
+    names = joined.split(b"\n")
     if len(names) == len(fields):
         return names
-    return [cgi_name(name) for name, _value in fields]  # none, or a line feed in a name
+    return [one(name) for name, _value in fields]  # no fields, or a line feed in a name
 
 
 def is_token(value: bytes) -> bool:
@@ -93,9 +103,7 @@ def _all_well_formed(fields: Sequence[Field]) -> bool:
 
 def positions(fields: Sequence[Field], lowered: bytes) -> list[int]:
     """Where the fields named `lowered` (in any case) are: found in C where a name comes once."""
-    names = b"\n".join(map(_NAME, fields)).lower().split(b"\n")
-    if len(names) != len(fields):  # no fields, or a line feed in a name
-        return [index for index, (name, _value) in enumerate(fields) if name.lower() == lowered]
+    names = lowered_names(fields)
     count = names.count(lowered)
     if count < 2:
         return [names.index(lowered)] if count else []
@@ -107,15 +115,9 @@ def tokens(value: bytes) -> list[bytes]:
     return [part for part in (p.strip().lower() for p in value.split(b",")) if part]
 
 
-def _may_hold(fields: Sequence[Field], lowered: bytes) -> bool:
-    """Whether a field could be named `lowered`: one search over every name, in C. Most requests
-    carry neither Connection nor Upgrade; a Python step per field to learn that added up."""
-    return lowered in b"\n".join(map(_NAME, fields)).lower()
-
-
 def nominated(fields: Sequence[Field]) -> frozenset[bytes]:
     """The names every `Connection` field lists, as CGI names."""
-    if not _may_hold(fields, b"connection"):
+    if b"connection" not in lowered_names(fields):  # most requests: learnt without a loop
         return frozenset()
     found: set[bytes] = set()
     for name, value in fields:
@@ -143,7 +145,7 @@ def connection_problem(fields: Sequence[Field]) -> str | None:
 def is_websocket_upgrade(method: str, fields: Sequence[Field]) -> bool:
     """An RFC 6455 §4.1 opening handshake: GET, `Upgrade: websocket` and nothing else,
     `Connection: upgrade`, a key and version 13."""
-    if method != "GET" or not _may_hold(fields, b"upgrade"):
+    if method != "GET" or b"upgrade" not in lowered_names(fields):
         return False
     upgrade: list[bytes] = []
     connection: list[bytes] = []

@@ -11,6 +11,7 @@ from core.headers import (
     head_size,
     is_token,
     is_websocket_upgrade,
+    lowered_names,
     nominated,
     positions,
     valid_pattern,
@@ -116,6 +117,7 @@ FIELDS = st.lists(st.tuples(NAMES, st.just(b"v")), max_size=6)
 @given(FIELDS)
 def test_all_cgi_names_at_once_are_each_name_s(fields: list[tuple[bytes, bytes]]) -> None:
     assert cgi_names(fields) == [cgi_name(name) for name, _value in fields]
+    assert lowered_names(fields) == [name.lower() for name, _value in fields]
 
 
 @given(FIELDS, st.frozensets(NAMES.map(cgi_name), max_size=3))
